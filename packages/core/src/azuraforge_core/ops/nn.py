@@ -1,0 +1,458 @@
+"""Neural-network ops: matmul, linear, softmax family, losses, convolution, pooling, dropout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import backend, random
+from ..tensor import Function, ShapeError, Tensor
+from .elementwise import as_tensor, pair, unbroadcast
+from .movement import reshape
+
+
+# ---------------------------------------------------------------- matmul family
+class MatMul(Function):
+    def forward(self, a: Any, b: Any) -> Any:
+        if a.shape[-1] != b.shape[-2]:
+            raise ShapeError(
+                f"matmul: inner dimensions differ: {tuple(a.shape)} @ {tuple(b.shape)} "
+                f"({a.shape[-1]} != {b.shape[-2]})"
+            )
+        self.a, self.b = a, b
+        return a @ b
+
+    def backward(self, g: Any) -> Any:
+        a, b = self.a, self.b
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            ga = unbroadcast(g @ b.swapaxes(-1, -2), a.shape)
+        if self.needs_input_grad[1]:
+            gb = unbroadcast(a.swapaxes(-1, -2) @ g, b.shape)
+        return ga, gb
+
+
+def matmul(a: Any, b: Any) -> Tensor:
+    """Matrix product; 2-D, or batched over leading dimensions with broadcasting. 1-D operands
+    are treated as a row (left) or column (right) vector and that dimension is dropped again."""
+    ta, tb = pair(a, b)
+    if ta.ndim == 0 or tb.ndim == 0:
+        raise ShapeError(f"matmul: operands must have at least one dimension, got {ta.shape} @ {tb.shape}")
+    squeeze_left = ta.ndim == 1
+    squeeze_right = tb.ndim == 1
+    if squeeze_left:
+        ta = reshape(ta, (1, ta.shape[0]))
+    if squeeze_right:
+        tb = reshape(tb, (tb.shape[0], 1))
+    out = MatMul()(ta, tb)
+    if squeeze_left or squeeze_right:
+        shape = list(out.shape)
+        if squeeze_right:
+            shape.pop(-1)
+        if squeeze_left:
+            shape.pop(-1 if squeeze_right else -2)
+        out = reshape(out, tuple(shape))
+    return out
+
+
+class Linear(Function):
+    """x @ w (+ b) in one op: x (..., in), w (in, out), b (out,)."""
+
+    def forward(self, x: Any, w: Any, b: Any = None) -> Any:
+        if x.shape[-1] != w.shape[0]:
+            raise ShapeError(
+                f"linear: input has {x.shape[-1]} features but the weight expects {w.shape[0]} "
+                f"(input {tuple(x.shape)}, weight {tuple(w.shape)})"
+            )
+        self.x, self.w = x, w
+        y = x @ w
+        if b is not None:
+            y += b
+        return y
+
+    def backward(self, g: Any) -> Any:
+        x, w = self.x, self.w
+        need = self.needs_input_grad
+        g2 = g.reshape(-1, g.shape[-1])
+        gx = (g @ w.T) if need[0] else None
+        gw = (x.reshape(-1, x.shape[-1]).T @ g2) if need[1] else None
+        if len(need) == 3:
+            gb = g2.sum(axis=0) if need[2] else None
+            return gx, gw, gb
+        return gx, gw
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    if weight.ndim != 2:
+        raise ShapeError(f"linear: weight must be 2-D (in_features, out_features), got {weight.shape}")
+    if bias is None:
+        return Linear()(x, weight)
+    if bias.shape != (weight.shape[1],):
+        raise ShapeError(f"linear: bias must have shape ({weight.shape[1]},), got {bias.shape}")
+    return Linear()(x, weight, bias)
+
+
+# --------------------------------------------------------------- softmax family
+class Softmax(Function):
+    def __init__(self, axis: int) -> None:
+        self.axis = axis
+
+    def forward(self, a: Any) -> Any:
+        xp = backend.get_array_module(a)
+        e = xp.exp(a - a.max(axis=self.axis, keepdims=True))
+        e /= e.sum(axis=self.axis, keepdims=True)
+        self.y = e
+        return e
+
+    def backward(self, g: Any) -> Any:
+        y = self.y
+        return y * (g - (g * y).sum(axis=self.axis, keepdims=True))
+
+
+def _log_softmax(xp: Any, a: Any, axis: int) -> Any:
+    shifted = a - a.max(axis=axis, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+class LogSoftmax(Function):
+    def __init__(self, axis: int) -> None:
+        self.axis = axis
+
+    def forward(self, a: Any) -> Any:
+        self.y = _log_softmax(backend.get_array_module(a), a, self.axis)
+        return self.y
+
+    def backward(self, g: Any) -> Any:
+        xp = backend.get_array_module(g)
+        return g - xp.exp(self.y) * g.sum(axis=self.axis, keepdims=True)
+
+
+def _check_axis(t: Tensor, axis: int, op: str) -> int:
+    if not -t.ndim <= axis < t.ndim:
+        raise ValueError(f"{op}: axis {axis} is out of range for shape {t.shape}")
+    return axis % t.ndim
+
+
+def softmax(a: Tensor, axis: int = -1) -> Tensor:
+    return Softmax(_check_axis(a, axis, "softmax"))(a)
+
+
+def log_softmax(a: Tensor, axis: int = -1) -> Tensor:
+    return LogSoftmax(_check_axis(a, axis, "log_softmax"))(a)
+
+
+# ----------------------------------------------------------------------- losses
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+class CrossEntropy(Function):
+    def __init__(self, labels: Any, label_smoothing: float, reduction: str) -> None:
+        self.labels, self.eps, self.reduction = labels, label_smoothing, reduction
+
+    def forward(self, logits: Any) -> Any:
+        xp = backend.get_array_module(logits)
+        n, c = logits.shape
+        logp = _log_softmax(xp, logits, 1)
+        rows = xp.arange(n)
+        per_sample = -logp[rows, self.labels]
+        if self.eps:
+            per_sample = (1 - self.eps) * per_sample - self.eps * logp.mean(axis=1)
+        self.logp, self.rows = logp, rows
+        if self.reduction == "mean":
+            return per_sample.mean()
+        if self.reduction == "sum":
+            return per_sample.sum()
+        return per_sample
+
+    def backward(self, g: Any) -> Any:
+        xp = backend.get_array_module(g)
+        logp = self.logp
+        n, c = logp.shape
+        grad = xp.exp(logp)  # softmax probabilities; we subtract the target distribution
+        if self.eps:
+            grad -= self.eps / c
+        grad[self.rows, self.labels] -= 1 - self.eps
+        if self.reduction == "mean":
+            grad *= g / n
+        elif self.reduction == "sum":
+            grad *= g
+        else:
+            grad *= g[:, None]
+        return grad
+
+
+def cross_entropy(
+    logits: Tensor, labels: Any, label_smoothing: float = 0.0, reduction: str = "mean"
+) -> Tensor:
+    """Softmax cross-entropy from raw scores (N, C) and integer class labels (N,).
+
+    Computed through log-sum-exp, so huge logits do not overflow.
+    """
+    if logits.ndim != 2:
+        raise ShapeError(f"cross_entropy: logits must be (batch, classes), got shape {logits.shape}")
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1), got {label_smoothing}")
+    y = labels.data if isinstance(labels, Tensor) else labels
+    xp = backend.get_array_module(logits.data)
+    y = xp.asarray(y)
+    if y.dtype.kind == "f":
+        if y.size and not bool(xp.all(y == xp.round(y))):
+            raise ValueError("cross_entropy: labels must be integer class indices, got fractional values")
+        y = y.astype(np.int64)
+    elif y.dtype.kind not in "iu":
+        raise ValueError(f"cross_entropy: labels must be integer class indices, got dtype {y.dtype}")
+    n, c = logits.shape
+    if y.shape != (n,):
+        raise ShapeError(f"cross_entropy: expected {n} labels of shape ({n},), got shape {tuple(y.shape)}")
+    if n and (int(y.min()) < 0 or int(y.max()) >= c):
+        raise ValueError(
+            f"cross_entropy: labels must lie in [0, {c - 1}] for {c} classes, "
+            f"got values from {int(y.min())} to {int(y.max())}"
+        )
+    return CrossEntropy(y, float(label_smoothing), reduction)(logits)
+
+
+class MSE(Function):
+    def forward(self, pred: Any, target: Any) -> Any:
+        self.diff = pred - target
+        return (self.diff * self.diff).mean()
+
+    def backward(self, g: Any) -> Any:
+        scaled = self.diff * (2.0 * g / self.diff.size)
+        gp = scaled if self.needs_input_grad[0] else None
+        gt = -scaled if self.needs_input_grad[1] else None
+        return gp, gt
+
+
+def mse_loss(pred: Tensor, target: Any) -> Tensor:
+    """Mean squared error. Shapes must match exactly: silently broadcasting (N, 1) against (N,)
+    is a classic bug that trains on the wrong objective."""
+    p, t = pair(pred, target)
+    if p.shape != t.shape:
+        raise ShapeError(f"mse_loss: prediction shape {p.shape} does not match target shape {t.shape}")
+    return MSE()(p, t)
+
+
+# ------------------------------------------------------------------ convolution
+def _pair2(v: int | tuple[int, int], name: str) -> tuple[int, int]:
+    if isinstance(v, (tuple, list)):
+        if len(v) != 2:
+            raise ValueError(f"{name} must be an int or a pair, got {v!r}")
+        a, b = int(v[0]), int(v[1])
+    else:
+        a = b = int(v)
+    return a, b
+
+
+def _windows(xp: Any, x: Any, kh: int, kw: int, sh: int, sw: int, oh: int, ow: int) -> Any:
+    """A (N, C, OH, OW, kh, kw) strided view of x's sliding windows (no copy)."""
+    n, c = x.shape[:2]
+    s0, s1, s2, s3 = x.strides
+    return xp.lib.stride_tricks.as_strided(
+        x, shape=(n, c, oh, ow, kh, kw), strides=(s0, s1, s2 * sh, s3 * sw, s2, s3)
+    )
+
+
+def _out_size(size: int, k: int, s: int, p: int, op: str, what: str) -> int:
+    out = (size + 2 * p - k) // s + 1
+    if out < 1:
+        raise ShapeError(f"{op}: the {what} of the input ({size}, padding {p}) is smaller than the kernel ({k})")
+    return out
+
+
+class Conv2d(Function):
+    """NCHW convolution by im2col: one big matrix product instead of loops over pixels."""
+
+    def __init__(self, stride: tuple[int, int], padding: tuple[int, int]) -> None:
+        self.stride, self.padding = stride, padding
+
+    def forward(self, x: Any, w: Any, b: Any = None) -> Any:
+        xp = backend.get_array_module(x)
+        n, c, h, wd = x.shape
+        o, ci, kh, kw = w.shape
+        if ci != c:
+            raise ShapeError(
+                f"conv2d: input has {c} channels but the weight {tuple(w.shape)} expects {ci}"
+            )
+        (sh, sw), (ph, pw) = self.stride, self.padding
+        oh = _out_size(h, kh, sh, ph, "conv2d", "height")
+        ow = _out_size(wd, kw, sw, pw, "conv2d", "width")
+        if ph or pw:
+            x = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+        cols = _windows(xp, x, kh, kw, sh, sw, oh, ow).transpose(0, 2, 3, 1, 4, 5)
+        cols = cols.reshape(n * oh * ow, c * kh * kw)  # the one copy: im2col
+        w2 = w.reshape(o, -1)
+        out = cols @ w2.T
+        if b is not None:
+            out += b
+        self.cols, self.w, self.xshape = cols, w, x.shape
+        self.geom = (n, c, oh, ow, kh, kw, sh, sw, ph, pw)
+        return out.reshape(n, oh, ow, o).transpose(0, 3, 1, 2)
+
+    def backward(self, g: Any) -> Any:
+        xp = backend.get_array_module(g)
+        n, c, oh, ow, kh, kw, sh, sw, ph, pw = self.geom
+        w = self.w
+        o = w.shape[0]
+        g2 = g.transpose(0, 2, 3, 1).reshape(-1, o)
+        need = self.needs_input_grad
+        gw = (g2.T @ self.cols).reshape(w.shape) if need[1] else None
+        gb = g2.sum(axis=0) if len(need) == 3 and need[2] else None
+        gx = None
+        if need[0]:
+            gcols = (g2 @ w.reshape(o, -1)).reshape(n, oh, ow, c, kh, kw)
+            gxp = xp.zeros(self.xshape, dtype=g.dtype)
+            hspan, wspan = sh * (oh - 1) + 1, sw * (ow - 1) + 1
+            for i in range(kh):  # col2im: loop over the kernel, never over pixels
+                for j in range(kw):
+                    gxp[:, :, i : i + hspan : sh, j : j + wspan : sw] += gcols[:, :, :, :, i, j].transpose(
+                        0, 3, 1, 2
+                    )
+            h, wd = self.xshape[2] - 2 * ph, self.xshape[3] - 2 * pw
+            gx = gxp[:, :, ph : ph + h, pw : pw + wd]
+        if len(need) == 3:
+            return gx, gw, gb
+        return gx, gw
+
+
+def conv2d(
+    x: Tensor,
+    w: Tensor,
+    b: Tensor | None = None,
+    stride: int | tuple[int, int] = 1,
+    padding: int | tuple[int, int] = 0,
+) -> Tensor:
+    """2-D convolution (cross-correlation), NCHW input, weight (out, in, kh, kw), bias (out,)."""
+    if x.ndim != 4:
+        raise ShapeError(f"conv2d: input must be 4-D (N, C, H, W), got shape {x.shape}")
+    if w.ndim != 4:
+        raise ShapeError(f"conv2d: weight must be 4-D (out, in, kh, kw), got shape {w.shape}")
+    st, pd = _pair2(stride, "stride"), _pair2(padding, "padding")
+    if min(st) < 1 or min(pd) < 0:
+        raise ValueError(f"conv2d: stride must be >= 1 and padding >= 0, got {stride} and {padding}")
+    if b is None:
+        return Conv2d(st, pd)(x, w)
+    if b.shape != (w.shape[0],):
+        raise ShapeError(f"conv2d: bias must have shape ({w.shape[0]},), got {b.shape}")
+    return Conv2d(st, pd)(x, w, b)
+
+
+class MaxPool2d(Function):
+    def __init__(self, k: tuple[int, int], s: tuple[int, int]) -> None:
+        self.k, self.s = k, s
+
+    def forward(self, x: Any) -> Any:
+        xp = backend.get_array_module(x)
+        n, c, h, w = x.shape
+        (kh, kw), (sh, sw) = self.k, self.s
+        oh = _out_size(h, kh, sh, 0, "max_pool2d", "height")
+        ow = _out_size(w, kw, sw, 0, "max_pool2d", "width")
+        win = _windows(xp, x, kh, kw, sh, sw, oh, ow).reshape(n, c, oh, ow, kh * kw)
+        arg = win.argmax(axis=-1)
+        self.arg, self.xshape, self.geom, self.dtype = arg, x.shape, (oh, ow), x.dtype
+        return xp.take_along_axis(win, arg[..., None], axis=-1)[..., 0]
+
+    def backward(self, g: Any) -> Any:
+        xp = backend.get_array_module(g)
+        (kh, kw), (sh, sw) = self.k, self.s
+        oh, ow = self.geom
+        gx = xp.zeros(self.xshape, dtype=self.dtype)
+        hspan, wspan = sh * (oh - 1) + 1, sw * (ow - 1) + 1
+        for idx in range(kh * kw):  # route each output's gradient to the window's argmax
+            i, j = divmod(idx, kw)
+            gx[:, :, i : i + hspan : sh, j : j + wspan : sw] += g * (self.arg == idx)
+        return gx
+
+
+class AvgPool2d(Function):
+    def __init__(self, k: tuple[int, int], s: tuple[int, int]) -> None:
+        self.k, self.s = k, s
+
+    def forward(self, x: Any) -> Any:
+        xp = backend.get_array_module(x)
+        n, c, h, w = x.shape
+        (kh, kw), (sh, sw) = self.k, self.s
+        oh = _out_size(h, kh, sh, 0, "avg_pool2d", "height")
+        ow = _out_size(w, kw, sw, 0, "avg_pool2d", "width")
+        self.xshape, self.geom, self.dtype = x.shape, (oh, ow), x.dtype
+        return _windows(xp, x, kh, kw, sh, sw, oh, ow).mean(axis=(4, 5))
+
+    def backward(self, g: Any) -> Any:
+        xp = backend.get_array_module(g)
+        (kh, kw), (sh, sw) = self.k, self.s
+        oh, ow = self.geom
+        gx = xp.zeros(self.xshape, dtype=self.dtype)
+        share = g / (kh * kw)
+        hspan, wspan = sh * (oh - 1) + 1, sw * (ow - 1) + 1
+        for i in range(kh):
+            for j in range(kw):
+                gx[:, :, i : i + hspan : sh, j : j + wspan : sw] += share
+        return gx
+
+
+def _pool_args(x: Tensor, kernel_size: Any, stride: Any, op: str) -> tuple[tuple[int, int], tuple[int, int]]:
+    if x.ndim != 4:
+        raise ShapeError(f"{op}: input must be 4-D (N, C, H, W), got shape {x.shape}")
+    k = _pair2(kernel_size, "kernel_size")
+    s = k if stride is None else _pair2(stride, "stride")
+    if min(k) < 1 or min(s) < 1:
+        raise ValueError(f"{op}: kernel_size and stride must be >= 1, got {kernel_size} and {stride}")
+    return k, s
+
+
+def max_pool2d(x: Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None) -> Tensor:
+    """Max over each window; stride defaults to the kernel size; partial windows are dropped."""
+    return MaxPool2d(*_pool_args(x, kernel_size, stride, "max_pool2d"))(x)
+
+
+def avg_pool2d(x: Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None) -> Tensor:
+    """Mean over each window; stride defaults to the kernel size; partial windows are dropped."""
+    return AvgPool2d(*_pool_args(x, kernel_size, stride, "avg_pool2d"))(x)
+
+
+# ---------------------------------------------------------------------- dropout
+class Dropout(Function):
+    def __init__(self, mask: Any) -> None:
+        self.mask = mask
+
+    def forward(self, x: Any) -> Any:
+        return x * self.mask
+
+    def backward(self, g: Any) -> Any:
+        return g * self.mask
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True, rng: Any = None) -> Tensor:
+    """Zero each element with probability p and scale the rest by 1/(1-p) (inverted dropout);
+    the identity when not training. `rng` is a numpy Generator (default: azuraforge_core's)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x
+    xp = backend.get_array_module(x.data)
+    if p == 1.0:
+        mask = xp.zeros(x.shape, dtype=x.dtype)
+    else:
+        keep = random.uniform(x.shape, rng) >= p
+        if xp is not np:
+            keep = xp.asarray(keep)
+        mask = keep.astype(x.dtype) / x.dtype.type(1.0 - p)
+    return Dropout(mask)(x)
+
+
+__all__ = [
+    "as_tensor",
+    "avg_pool2d",
+    "conv2d",
+    "cross_entropy",
+    "dropout",
+    "linear",
+    "log_softmax",
+    "matmul",
+    "max_pool2d",
+    "mse_loss",
+    "softmax",
+]
