@@ -23,7 +23,7 @@ def _load_cupy() -> ModuleType | None:
     if _cupy is not None or _cupy_error is not None:
         return _cupy
     try:
-        import cupy  # type: ignore[import-not-found]
+        import cupy
     except Exception as exc:  # ImportError, or a broken CUDA install
         _cupy_error = f"CuPy is not installed or failed to import ({exc.__class__.__name__}: {exc})"
         return None
@@ -59,7 +59,7 @@ def get_array_module(array: Any) -> ModuleType:
     """numpy for host arrays (and scalars), cupy for device arrays."""
     if isinstance(array, np.ndarray) or _cupy is None:
         return np
-    return _cupy.get_array_module(array)  # type: ignore[no-any-return]
+    return _cupy.get_array_module(array)
 
 
 def is_device_array(array: Any) -> bool:
@@ -100,7 +100,7 @@ def to_device(array: Any, device: str) -> Any:
 
 def to_numpy(array: Any) -> np.ndarray:
     if is_device_array(array):
-        return array.get()  # type: ignore[no-any-return]
+        return array.get()
     return np.asarray(array)
 
 
@@ -109,6 +109,6 @@ def scatter_add(target: Any, index: Any, values: Any) -> None:
     if isinstance(target, np.ndarray):
         np.add.at(target, index, values)
     else:
-        import cupyx  # type: ignore[import-not-found]
+        import cupyx
 
         cupyx.scatter_add(target, index, values)

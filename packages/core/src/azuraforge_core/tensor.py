@@ -87,11 +87,12 @@ class Function:
             first = type(arrays[0])
             for a in arrays[1:]:
                 if type(a) is not first:
-                    devices = ", ".join(backend.device_of(x) for x in arrays)
-                    raise RuntimeError(
-                        f"{type(self).__name__}: tensors are on different devices ({devices}); "
-                        "move them with .to(device) first"
-                    )
+                    devices = [backend.device_of(x) for x in arrays]
+                    if len(set(devices)) > 1:
+                        raise RuntimeError(
+                            f"{type(self).__name__}: tensors are on different devices "
+                            f"({', '.join(devices)}); move them with .to(device) first"
+                        )
         record = _grad_mode.enabled and any(t.requires_grad for t in inputs)
         if record:
             self.needs_input_grad = tuple(t.requires_grad for t in inputs)
@@ -103,7 +104,11 @@ class Function:
             if isinstance(exc, ShapeError):
                 raise
             shapes = " and ".join(str(tuple(a.shape)) for a in arrays)
-            raise ShapeError(f"{type(self).__name__}: cannot apply to shapes {shapes}: {exc}") from None
+            raise ShapeError(
+                f"{type(self).__name__}: cannot apply to shapes {shapes}: {exc}"
+            ) from None
+        if not (isinstance(out, np.ndarray) or backend.is_device_array(out)):
+            out = np.asarray(out)  # full reductions give numpy scalars; keep .data an ndarray
         result = Tensor._make(out, record)
         if record:
             self.inputs = inputs
@@ -125,10 +130,7 @@ class Function:
 def _as_array(value: Any, dtype: Any) -> Any:
     if isinstance(value, Tensor):
         value = value.data
-    if backend.is_device_array(value):
-        arr = value
-    else:
-        arr = np.asarray(value)
+    arr = value if backend.is_device_array(value) else np.asarray(value)
     if dtype is not None:
         dt = np.dtype(dtype)
         if arr.dtype != dt:
@@ -147,7 +149,9 @@ class Tensor:
     """
 
     __slots__ = ("__weakref__", "_ctx", "data", "grad", "name", "requires_grad")
-    __array_priority__ = 1000  # numpy defers `ndarray + Tensor` to Tensor.__radd__
+    # numpy hands `ndarray + Tensor` to Tensor.__radd__ instead of looping over elements.
+    __array_ufunc__ = None
+    __array_priority__ = 1000
 
     data: Any
     grad: Tensor | None
@@ -164,7 +168,9 @@ class Tensor:
     ) -> None:
         arr = _as_array(data, dtype)
         if requires_grad and arr.dtype.kind not in _FLOAT_KINDS:
-            raise TypeError(f"only floating-point tensors can require gradients, got dtype {arr.dtype}")
+            raise TypeError(
+                f"only floating-point tensors can require gradients, got dtype {arr.dtype}"
+            )
         self.data = arr
         self.grad = None
         self.requires_grad = bool(requires_grad)
@@ -197,7 +203,7 @@ class Tensor:
 
     @property
     def dtype(self) -> np.dtype[Any]:
-        return self.data.dtype  # type: ignore[no-any-return]
+        return self.data.dtype
 
     @property
     def device(self) -> str:
@@ -223,8 +229,10 @@ class Tensor:
 
     def item(self) -> float:
         if self.data.size != 1:
-            raise ValueError(f"item() needs a tensor with one element, this one has shape {self.shape}")
-        return self.data.reshape(()).item()  # type: ignore[no-any-return]
+            raise ValueError(
+                f"item() needs a tensor with one element, this one has shape {self.shape}"
+            )
+        return self.data.reshape(()).item()
 
     def tolist(self) -> Any:
         return self.numpy().tolist()
@@ -253,7 +261,9 @@ class Tensor:
 
     def requires_grad_(self, flag: bool = True) -> Tensor:
         if flag and self.dtype.kind not in _FLOAT_KINDS:
-            raise TypeError(f"only floating-point tensors can require gradients, got dtype {self.dtype}")
+            raise TypeError(
+                f"only floating-point tensors can require gradients, got dtype {self.dtype}"
+            )
         self.requires_grad = flag
         return self
 
@@ -458,11 +468,15 @@ def _accumulate(leaf: Tensor, g: Any) -> None:
     if g.dtype != leaf.data.dtype:
         g = g.astype(leaf.data.dtype)
     if leaf.grad is None:
-        if not getattr(g.flags, "writeable", True):  # a broadcast view: give the leaf its own
+        # A broadcast view (read-only in numpy, zero strides in CuPy) aliases its elements,
+        # so an in-place update of .grad would corrupt it: give the leaf its own buffer.
+        if not getattr(g.flags, "writeable", True) or (g.size > 1 and 0 in g.strides):
             g = g.copy()
-        leaf.grad = Tensor._make(g)
     else:
-        leaf.grad = Tensor._make(leaf.grad.data + g)
+        g = leaf.grad.data + g
+    if not (isinstance(g, np.ndarray) or backend.is_device_array(g)):
+        g = np.array(g)  # 0-d arithmetic gives numpy scalars; a gradient is always an array
+    leaf.grad = Tensor._make(g)
 
 
 def _topological_order(root: Tensor) -> list[Tensor]:

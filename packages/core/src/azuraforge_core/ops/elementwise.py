@@ -19,7 +19,9 @@ def as_tensor(value: Any, like: Tensor | None = None) -> Tensor:
     arr = value
     if not (isinstance(arr, np.ndarray) or backend.is_device_array(arr)):
         arr = np.asarray(arr)
-    if arr.dtype != like.data.dtype and (arr.dtype.kind in "iubf"):
+    # Constants follow the tensor's dtype, except that a float never gets truncated to an int.
+    truncates = arr.dtype.kind == "f" and like.data.dtype.kind != "f"
+    if arr.dtype != like.data.dtype and arr.dtype.kind in "iubf" and not truncates:
         arr = arr.astype(like.data.dtype)
     if backend.is_device_array(like.data) and not backend.is_device_array(arr):
         arr = backend.to_device(arr, like.device)
@@ -131,6 +133,8 @@ class PowScalar(Function):
 
     def backward(self, g: Any) -> Any:
         c = self.c
+        if c == 0:  # d/dx x**0 = 0 everywhere, also at x = 0 where the formula gives 0 * inf
+            return g * 0
         if c == 2:
             return g * 2 * self.a
         return g * c * self.a ** (c - 1)

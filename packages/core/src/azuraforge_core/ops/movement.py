@@ -38,7 +38,9 @@ class Transpose(Function):
         if axes is None:
             axes = tuple(reversed(range(a.ndim)))
         elif sorted(x % a.ndim if a.ndim else x for x in axes) != list(range(a.ndim)):
-            raise ShapeError(f"transpose: axes {axes} are not a permutation for shape {tuple(a.shape)}")
+            raise ShapeError(
+                f"transpose: axes {axes} are not a permutation for shape {tuple(a.shape)}"
+            )
         self.perm = tuple(x % a.ndim for x in axes) if a.ndim else ()
         return a.transpose(self.perm)
 
@@ -51,10 +53,7 @@ class Transpose(Function):
 
 def _is_advanced(index: Any) -> bool:
     parts = index if isinstance(index, tuple) else (index,)
-    for p in parts:
-        if isinstance(p, (list, np.ndarray)) or backend.is_device_array(p):
-            return True
-    return False
+    return any(isinstance(p, (list, np.ndarray)) or backend.is_device_array(p) for p in parts)
 
 
 class GetItem(Function):
@@ -81,12 +80,12 @@ class GetItem(Function):
 
 def _plain_index(index: Any) -> Any:
     """Turn Tensor indices into raw arrays; reject float indices with a clear message."""
+
     def conv(p: Any) -> Any:
         if isinstance(p, Tensor):
             p = p.data
-        if isinstance(p, (np.ndarray,)) or backend.is_device_array(p):
-            if p.dtype.kind == "f":
-                raise IndexError("tensors used as indices must be integers or booleans, got floats")
+        if (isinstance(p, np.ndarray) or backend.is_device_array(p)) and p.dtype.kind == "f":
+            raise IndexError("tensors used as indices must be integers or booleans, got floats")
         return p
 
     if isinstance(index, tuple):
@@ -154,9 +153,10 @@ def _check_same(tensors: Sequence[Tensor], axis: int, op: str, skip_axis: bool) 
     axis %= ndim
     for t in tensors[1:]:
         s = t.shape
-        same = (
-            len(s) == len(ref)
-            and all(x == y for i, (x, y) in enumerate(zip(s, ref, strict=True)) if not (skip_axis and i == axis))
+        same = len(s) == len(ref) and all(
+            x == y
+            for i, (x, y) in enumerate(zip(s, ref, strict=True))
+            if not (skip_axis and i == axis)
         )
         if not same:
             shapes = ", ".join(str(t.shape) for t in tensors)

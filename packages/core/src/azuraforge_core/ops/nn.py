@@ -38,7 +38,9 @@ def matmul(a: Any, b: Any) -> Tensor:
     are treated as a row (left) or column (right) vector and that dimension is dropped again."""
     ta, tb = pair(a, b)
     if ta.ndim == 0 or tb.ndim == 0:
-        raise ShapeError(f"matmul: operands must have at least one dimension, got {ta.shape} @ {tb.shape}")
+        raise ShapeError(
+            f"matmul: operands must have at least one dimension, got {ta.shape} @ {tb.shape}"
+        )
     squeeze_left = ta.ndim == 1
     squeeze_right = tb.ndim == 1
     if squeeze_left:
@@ -85,7 +87,9 @@ class Linear(Function):
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if weight.ndim != 2:
-        raise ShapeError(f"linear: weight must be 2-D (in_features, out_features), got {weight.shape}")
+        raise ShapeError(
+            f"linear: weight must be 2-D (in_features, out_features), got {weight.shape}"
+        )
     if bias is None:
         return Linear()(x, weight)
     if bias.shape != (weight.shape[1],):
@@ -152,7 +156,7 @@ class CrossEntropy(Function):
 
     def forward(self, logits: Any) -> Any:
         xp = backend.get_array_module(logits)
-        n, c = logits.shape
+        n = logits.shape[0]
         logp = _log_softmax(xp, logits, 1)
         rows = xp.arange(n)
         per_sample = -logp[rows, self.labels]
@@ -190,9 +194,13 @@ def cross_entropy(
     Computed through log-sum-exp, so huge logits do not overflow.
     """
     if logits.ndim != 2:
-        raise ShapeError(f"cross_entropy: logits must be (batch, classes), got shape {logits.shape}")
+        raise ShapeError(
+            f"cross_entropy: logits must be (batch, classes), got shape {logits.shape}"
+        )
     if reduction not in _REDUCTIONS:
-        raise ValueError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+        raise ValueError(
+            f"cross_entropy: reduction must be one of {_REDUCTIONS}, got {reduction!r}"
+        )
     if not 0.0 <= label_smoothing < 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1), got {label_smoothing}")
     y = labels.data if isinstance(labels, Tensor) else labels
@@ -200,13 +208,19 @@ def cross_entropy(
     y = xp.asarray(y)
     if y.dtype.kind == "f":
         if y.size and not bool(xp.all(y == xp.round(y))):
-            raise ValueError("cross_entropy: labels must be integer class indices, got fractional values")
+            raise ValueError(
+                "cross_entropy: labels must be integer class indices, got fractional values"
+            )
         y = y.astype(np.int64)
     elif y.dtype.kind not in "iu":
-        raise ValueError(f"cross_entropy: labels must be integer class indices, got dtype {y.dtype}")
+        raise ValueError(
+            f"cross_entropy: labels must be integer class indices, got dtype {y.dtype}"
+        )
     n, c = logits.shape
     if y.shape != (n,):
-        raise ShapeError(f"cross_entropy: expected {n} labels of shape ({n},), got shape {tuple(y.shape)}")
+        raise ShapeError(
+            f"cross_entropy: expected {n} labels of shape ({n},), got shape {tuple(y.shape)}"
+        )
     if n and (int(y.min()) < 0 or int(y.max()) >= c):
         raise ValueError(
             f"cross_entropy: labels must lie in [0, {c - 1}] for {c} classes, "
@@ -232,7 +246,9 @@ def mse_loss(pred: Tensor, target: Any) -> Tensor:
     is a classic bug that trains on the wrong objective."""
     p, t = pair(pred, target)
     if p.shape != t.shape:
-        raise ShapeError(f"mse_loss: prediction shape {p.shape} does not match target shape {t.shape}")
+        raise ShapeError(
+            f"mse_loss: prediction shape {p.shape} does not match target shape {t.shape}"
+        )
     return MSE()(p, t)
 
 
@@ -259,7 +275,9 @@ def _windows(xp: Any, x: Any, kh: int, kw: int, sh: int, sw: int, oh: int, ow: i
 def _out_size(size: int, k: int, s: int, p: int, op: str, what: str) -> int:
     out = (size + 2 * p - k) // s + 1
     if out < 1:
-        raise ShapeError(f"{op}: the {what} of the input ({size}, padding {p}) is smaller than the kernel ({k})")
+        raise ShapeError(
+            f"{op}: the {what} of the input ({size}, padding {p}) is smaller than the kernel ({k})"
+        )
     return out
 
 
@@ -308,9 +326,9 @@ class Conv2d(Function):
             hspan, wspan = sh * (oh - 1) + 1, sw * (ow - 1) + 1
             for i in range(kh):  # col2im: loop over the kernel, never over pixels
                 for j in range(kw):
-                    gxp[:, :, i : i + hspan : sh, j : j + wspan : sw] += gcols[:, :, :, :, i, j].transpose(
-                        0, 3, 1, 2
-                    )
+                    gxp[:, :, i : i + hspan : sh, j : j + wspan : sw] += gcols[
+                        :, :, :, :, i, j
+                    ].transpose(0, 3, 1, 2)
             h, wd = self.xshape[2] - 2 * ph, self.xshape[3] - 2 * pw
             gx = gxp[:, :, ph : ph + h, pw : pw + wd]
         if len(need) == 3:
@@ -332,7 +350,9 @@ def conv2d(
         raise ShapeError(f"conv2d: weight must be 4-D (out, in, kh, kw), got shape {w.shape}")
     st, pd = _pair2(stride, "stride"), _pair2(padding, "padding")
     if min(st) < 1 or min(pd) < 0:
-        raise ValueError(f"conv2d: stride must be >= 1 and padding >= 0, got {stride} and {padding}")
+        raise ValueError(
+            f"conv2d: stride must be >= 1 and padding >= 0, got {stride} and {padding}"
+        )
     if b is None:
         return Conv2d(st, pd)(x, w)
     if b.shape != (w.shape[0],):
@@ -373,7 +393,7 @@ class AvgPool2d(Function):
 
     def forward(self, x: Any) -> Any:
         xp = backend.get_array_module(x)
-        n, c, h, w = x.shape
+        h, w = x.shape[2:]
         (kh, kw), (sh, sw) = self.k, self.s
         oh = _out_size(h, kh, sh, 0, "avg_pool2d", "height")
         ow = _out_size(w, kw, sw, 0, "avg_pool2d", "width")
@@ -393,22 +413,30 @@ class AvgPool2d(Function):
         return gx
 
 
-def _pool_args(x: Tensor, kernel_size: Any, stride: Any, op: str) -> tuple[tuple[int, int], tuple[int, int]]:
+def _pool_args(
+    x: Tensor, kernel_size: Any, stride: Any, op: str
+) -> tuple[tuple[int, int], tuple[int, int]]:
     if x.ndim != 4:
         raise ShapeError(f"{op}: input must be 4-D (N, C, H, W), got shape {x.shape}")
     k = _pair2(kernel_size, "kernel_size")
     s = k if stride is None else _pair2(stride, "stride")
     if min(k) < 1 or min(s) < 1:
-        raise ValueError(f"{op}: kernel_size and stride must be >= 1, got {kernel_size} and {stride}")
+        raise ValueError(
+            f"{op}: kernel_size and stride must be >= 1, got {kernel_size} and {stride}"
+        )
     return k, s
 
 
-def max_pool2d(x: Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None) -> Tensor:
+def max_pool2d(
+    x: Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None
+) -> Tensor:
     """Max over each window; stride defaults to the kernel size; partial windows are dropped."""
     return MaxPool2d(*_pool_args(x, kernel_size, stride, "max_pool2d"))(x)
 
 
-def avg_pool2d(x: Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None) -> Tensor:
+def avg_pool2d(
+    x: Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None
+) -> Tensor:
     """Mean over each window; stride defaults to the kernel size; partial windows are dropped."""
     return AvgPool2d(*_pool_args(x, kernel_size, stride, "avg_pool2d"))(x)
 

@@ -17,7 +17,7 @@ def normalize_axes(axis: Axis, ndim: int, op: str) -> tuple[int, ...]:
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     out = []
     for a in axes:
-        if not -ndim <= a < max(ndim, 1):
+        if not -ndim <= a < (ndim or 1):
             raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
         out.append(a % ndim if ndim else 0)
     if len(set(out)) != len(out):
@@ -74,9 +74,17 @@ class _Extreme(Function):
 
     def forward(self, a: Any) -> Any:
         self.a = a
-        y = a.max(axis=self.axes, keepdims=True) if self.is_max else a.min(axis=self.axes, keepdims=True)
+        y = (
+            a.max(axis=self.axes, keepdims=True)
+            if self.is_max
+            else a.min(axis=self.axes, keepdims=True)
+        )
         self.y = y
-        return y if self.keepdims else y.reshape([n for i, n in enumerate(a.shape) if i not in self.axes])
+        return (
+            y
+            if self.keepdims
+            else y.reshape([n for i, n in enumerate(a.shape) if i not in self.axes])
+        )
 
     def backward(self, g: Any) -> Any:
         mask = self.a == self.y
@@ -122,7 +130,9 @@ class Var(Function):
         for ax in self.axes:
             count *= a.shape[ax]
         if count - self.ddof <= 0:
-            raise ValueError(f"var: ddof={self.ddof} leaves no degrees of freedom for {count} values")
+            raise ValueError(
+                f"var: ddof={self.ddof} leaves no degrees of freedom for {count} values"
+            )
         self.centered = a - a.mean(axis=self.axes, keepdims=True)
         self.denom = count - self.ddof
         self.shape = a.shape
