@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import numpy as np
+
 from azuraforge_core import Tensor
 from azuraforge_core.backend import to_device, to_numpy
 
@@ -33,6 +34,9 @@ class Module:
     constructor takes arguments, `get_config()` returning them as JSON-able values."""
 
     training: bool
+    _parameters: dict[str, Parameter]
+    _modules: dict[str, Module]
+    _buffers: dict[str, Tensor]
     _registry_name: ClassVar[str]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

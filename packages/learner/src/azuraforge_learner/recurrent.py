@@ -1,0 +1,664 @@
+"""LSTM and GRU layers, each layer of the stack computed by ONE fused autograd op.
+
+Why fused: built from elementary tensor ops, one LSTM step is ~20 graph nodes, so a
+30-step sequence is ~600 nodes of Python overhead per layer. The fused ops below loop
+over time in raw array code instead:
+
+* forward: the input projection of all timesteps is one matmul up front; each step is
+  then one `h @ W_hh` matmul for all gates together plus a few in-place elementwise ops;
+* backward (BPTT): a reverse loop that only propagates dh/dc and records the per-step
+  gate gradients; the weight gradients are then a few large matmuls over all steps;
+* the big per-sequence arrays are recycled between calls (`_BufferPool`): fresh
+  multi-megabyte arrays page-fault on first touch, which for a small LSTM cost more than
+  the arithmetic (measured: about 3000 page faults and +7 ms per batch without it).
+
+Arrays come from `get_array_module`, so the same code runs on numpy and CuPy. Inputs are
+batch-first: (batch, seq, features).
+
+Gate layout (columns of the weight matrices): LSTM i, f, g, o; GRU r, z, n, as in PyTorch.
+Weights are stored (in, gates * hidden) so the projection is `x @ W`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any
+
+import numpy as np
+
+import azuraforge_core as af
+from azuraforge_core import Function, ShapeError, Tensor
+from azuraforge_core.backend import get_array_module
+
+from . import init
+from .layers import as_input
+from .module import Module, Parameter
+
+
+# ------------------------------------------------------------------ buffer reuse
+class _BufferPool(threading.local):
+    """Recycles the big per-sequence arrays of the fused ops (one pool per thread).
+
+    A fresh multi-megabyte numpy array is served by fresh pages from the OS, and touching
+    them page-faults; for a small LSTM that costs more than the arithmetic. Arrays go back
+    here when their op is done with them (after backward, or when the graph is dropped)
+    and the next call of the same shape reuses them. CuPy arrays are not pooled (CuPy has
+    its own memory pool).
+    """
+
+    max_per_shape = 6
+    max_shapes = 48
+    max_bytes = 256 << 20  # beyond this, arrays are simply left to the allocator
+
+    def __init__(self) -> None:
+        self.free: dict[tuple[tuple[int, ...], str], list[np.ndarray]] = {}
+        self.nbytes = 0
+
+    def take(self, xp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
+        if xp is not np:
+            return xp.empty(shape, dtype=dtype)
+        stack = self.free.get((shape, np.dtype(dtype).str))
+        if stack:
+            arr = stack.pop()
+            self.nbytes -= arr.nbytes
+            return arr
+        return np.empty(shape, dtype=dtype)
+
+    def give(self, arrays: list[Any]) -> None:
+        for a in arrays:
+            if type(a) is not np.ndarray or a.base is not None:
+                continue
+            stack = self.free.setdefault((a.shape, a.dtype.str), [])
+            if len(stack) < self.max_per_shape and self.nbytes + a.nbytes <= self.max_bytes:
+                stack.append(a)
+                self.nbytes += a.nbytes
+        while len(self.free) > self.max_shapes:  # forget the oldest shapes first
+            dropped = self.free.pop(next(iter(self.free)))
+            self.nbytes -= sum(a.nbytes for a in dropped)
+
+
+_POOL = _BufferPool()
+
+
+class _PooledFunction(Function):
+    """A Function whose saved arrays come from `_POOL` and go back to it when released."""
+
+    def _buffer(self, xp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
+        arr = _POOL.take(xp, shape, dtype)
+        self.__dict__.setdefault("_owned", []).append(arr)
+        return arr
+
+    def _give_back(self) -> None:
+        owned = self.__dict__.pop("_owned", None)
+        if owned:
+            _POOL.give(owned)
+
+    def release(self) -> None:
+        self._give_back()
+        super().release()
+
+    def __del__(self) -> None:  # graph dropped without backward (e.g. inference)
+        with contextlib.suppress(Exception):  # at interpreter shutdown there is no pool left
+            self._give_back()
+
+
+class _Scratch:
+    """Temporaries of one backward pass, all returned to the pool at the end."""
+
+    def __init__(self, xp: Any) -> None:
+        self.xp = xp
+        self.arrays: list[Any] = []
+
+    def __call__(self, shape: tuple[int, ...], dtype: Any) -> Any:
+        arr = _POOL.take(self.xp, shape, dtype)
+        self.arrays.append(arr)
+        return arr
+
+    def done(self) -> None:
+        _POOL.give(self.arrays)
+        self.arrays = []
+
+
+# ---------------------------------------------------------------- layout helpers
+def _time_feature_batch(xp: Any, x: Any, dtype: Any) -> Any:
+    """(B, T, F) -> contiguous (T, F, B)."""
+    xt = xp.ascontiguousarray(x.transpose(1, 2, 0))
+    return xt if xt.dtype == dtype else xt.astype(dtype)
+
+
+def _rows_by_steps(xp: Any, a: Any, out: Any) -> Any:
+    """(T, R, B) -> (R, T*B) in `out`: all steps side by side, for one big matmul."""
+    steps, rows, bsz = a.shape
+    xp.copyto(out.reshape(rows, steps, bsz), a.transpose(1, 0, 2))
+    return out
+
+
+def _input_projection(xp: Any, x: Any, w_t: Any, out: Any, scratch: _Scratch) -> Any:
+    """out (T, G, B) = W^T x_t for every step at once; returns x as (I, T*B) for backward."""
+    bsz, steps, n_in = x.shape
+    dt = out.dtype
+    xr = xp.ascontiguousarray(x.transpose(2, 1, 0)).astype(dt, copy=False)  # (I, T, B)
+    if n_in == 1:  # an outer product: one broadcast multiply, no matmul or transpose
+        xp.multiply(w_t[None, :, :], xr.reshape(steps, 1, bsz), out=out)
+    else:
+        proj = scratch((w_t.shape[0], steps * bsz), dt)
+        xp.matmul(w_t, xr.reshape(n_in, steps * bsz), out=proj)
+        xp.copyto(out, proj.reshape(-1, steps, bsz).transpose(1, 0, 2))
+    return xr.reshape(n_in, steps * bsz)
+
+
+def _sequence_output(xp: Any, hs: Any, return_sequences: bool) -> Any:
+    """hs is (T+1, H, B) with the initial state first -> (B, T, H) or the last step (B, H).
+    Always a fresh array: hs goes back to the pool."""
+    if return_sequences:
+        return xp.ascontiguousarray(hs[1:].transpose(2, 0, 1))
+    return xp.array(hs[-1].T, order="C", copy=True)
+
+
+def _incoming_grad(xp: Any, gy: Any, hid: int, dt: Any, seq: bool) -> tuple[Any, Any]:
+    """The output gradient as (T, H, B) for sequences (dh starts at zero), else dh (H, B)."""
+    if seq:
+        return _time_feature_batch(xp, gy, dt), xp.zeros((hid, gy.shape[0]), dtype=dt)
+    return None, xp.array(gy.T, dtype=dt, order="C", copy=True)  # updated in place below
+
+
+def _input_grad(xp: Any, w: Any, dg: Any, steps: int, bsz: int, dtype: Any) -> Any:
+    """dL/dx (B, T, I) from the stacked pre-activation grads dg (G, T*B)."""
+    gx = (w @ dg).reshape(-1, steps, bsz).transpose(2, 1, 0)
+    return xp.ascontiguousarray(gx).astype(dtype, copy=False)
+
+
+# OpenBLAS runs a GEMM of up to 2**18 multiply-adds on one thread and splits bigger ones
+# across threads. The per-step recurrent matmul is just above that line, and a two-thread
+# handshake on every step costs more than it saves (and stalls badly when other processes
+# share the cores), so it is issued as a few row blocks that each stay single-threaded.
+_BLAS_SINGLE_THREAD = 1 << 18
+_MAX_BLOCKS = 4
+
+
+class _StepMatmul:
+    """`w @ x` into `out` for a fixed w, optionally as row blocks (numpy only)."""
+
+    def __init__(self, xp: Any, w: Any, n_cols: int) -> None:
+        rows, inner = w.shape
+        work = rows * inner * n_cols
+        n = -(-work // _BLAS_SINGLE_THREAD)
+        while n <= _MAX_BLOCKS and -(-rows // n) * inner * n_cols > _BLAS_SINGLE_THREAD:
+            n += 1
+        self.xp = xp
+        if xp is not np or n <= 1 or n > _MAX_BLOCKS:
+            self.blocks = [(slice(0, rows), w)]
+        else:
+            step = -(-rows // n)
+            self.blocks = [
+                (slice(r, r + step), np.ascontiguousarray(w[r : r + step]))
+                for r in range(0, rows, step)
+            ]
+
+    def __call__(self, x: Any, out: Any) -> Any:
+        for rows, w in self.blocks:
+            self.xp.matmul(w, x, out=out[rows])
+        return out
+
+
+# Layout inside the fused ops: (time, features, batch), the transpose of the usual
+# per-step layout. Each step's gates are one contiguous (gates*H, B) block computed as
+# W^T @ h^T, every gate is a run of H rows, and all elementwise work touches contiguous
+# memory. Weight gradients stack all steps side by side into one (G, T*B) matrix.
+
+
+class LSTMCellSequence(_PooledFunction):
+    """One LSTM layer over a whole sequence.
+
+    Inputs: x (B, T, I), w_ih (I, 4H), w_hh (H, 4H), b (4H,), h0 (B, H), c0 (B, H).
+    Output: (B, T, H) when `return_sequences`, else the last hidden state (B, H).
+    After forward, `h_n` and `c_n` hold copies of the final states (B, H), no gradient.
+    """
+
+    def __init__(self, return_sequences: bool) -> None:
+        self.return_sequences = return_sequences
+
+    def forward(self, x: Any, w_ih: Any, w_hh: Any, b: Any, h0: Any, c0: Any) -> Any:
+        xp = get_array_module(x)
+        bsz, steps, _ = x.shape
+        hid = w_hh.shape[0]
+        dt = w_hh.dtype
+        if steps < 1:
+            raise ShapeError(
+                f"LSTM: the sequence must have at least one step, got shape {tuple(x.shape)}"
+            )
+        # Internally the gates are ordered i, f, o, g so the three sigmoid gates are one block.
+        perm = xp.concatenate(
+            [xp.arange(2 * hid), xp.arange(3 * hid, 4 * hid), xp.arange(2 * hid, 3 * hid)]
+        )
+        # sigmoid(v) = 0.5 * tanh(0.5 v) + 0.5: pre-scaling the sigmoid rows by 0.5 lets ONE
+        # tanh per step serve all four gates.
+        scale = xp.ones((4 * hid, 1), dtype=dt)
+        scale[: 3 * hid] = 0.5
+        w_ih_r, w_hh_r = w_ih[:, perm], w_hh[:, perm]
+        scratch = _Scratch(xp)
+        acts = self._buffer(xp, (steps, 4 * hid, bsz), dt)
+        xr = _input_projection(xp, x, w_ih_r.T * scale, acts, scratch)
+        scratch.done()
+        acts += b[perm].reshape(-1, 1) * scale
+        w_rec = _StepMatmul(xp, xp.ascontiguousarray(w_hh_r.T * scale), bsz)
+        hs = self._buffer(xp, (steps + 1, hid, bsz), dt)
+        cs = self._buffer(xp, (steps + 1, hid, bsz), dt)
+        tcs = self._buffer(xp, (steps, hid, bsz), dt)
+        hs[0] = h0.T
+        cs[0] = c0.T
+        rec = xp.empty((4 * hid, bsz), dtype=dt)
+        ig = xp.empty((hid, bsz), dtype=dt)
+        h1, h2, h3 = hid, 2 * hid, 3 * hid
+        for t in range(steps):
+            a = acts[t]
+            w_rec(hs[t], rec)
+            a += rec
+            xp.tanh(a, out=a)
+            sig = a[:h3]
+            sig *= 0.5
+            sig += 0.5
+            c = cs[t + 1]
+            xp.multiply(a[h1:h2], cs[t], out=c)  # f * c_prev
+            xp.multiply(a[:h1], a[h3:], out=ig)  # i * g
+            c += ig
+            xp.tanh(c, out=tcs[t])
+            xp.multiply(a[h2:h3], tcs[t], out=hs[t + 1])  # o * tanh(c)
+        self.xr, self.w_ih_r, self.w_hh_r, self.perm = xr, w_ih_r, w_hh_r, perm
+        self.acts, self.hs, self.cs, self.tcs = acts, hs, cs, tcs
+        self.x_dtype = x.dtype
+        self.h_n, self.c_n = hs[-1].T.copy(), cs[-1].T.copy()
+        return _sequence_output(xp, hs, self.return_sequences)
+
+    def backward(self, gy: Any) -> Any:
+        xp = get_array_module(gy)
+        acts, hs, cs, tcs = self.acts, self.hs, self.cs, self.tcs
+        steps, _, bsz = acts.shape
+        hid = hs.shape[1]
+        h1, h2, h3 = hid, 2 * hid, 3 * hid
+        dt = acts.dtype
+        scratch = _Scratch(xp)
+        i, f, o, g = acts[:, :h1], acts[:, h1:h2], acts[:, h2:h3], acts[:, h3:]
+        # Everything that does not depend on the incoming gradient, for all steps at once:
+        # p maps dc (gates i, f, g) or dh (gate o) to the gate's pre-activation gradient.
+        p = scratch(acts.shape, dt)
+        sig, dsig = acts[:, :h3], p[:, :h3]
+        xp.subtract(1, sig, out=dsig)
+        dsig *= sig  # s * (1 - s)
+        p[:, :h1] *= g
+        p[:, h1:h2] *= cs[:-1]
+        p[:, h2:h3] *= tcs
+        pg = p[:, h3:]
+        xp.multiply(g, g, out=pg)
+        xp.subtract(1, pg, out=pg)
+        pg *= i  # i * (1 - g^2)
+        o_dtanh = scratch(tcs.shape, dt)  # dh -> dc through h = o * tanh(c)
+        xp.multiply(tcs, tcs, out=o_dtanh)
+        xp.subtract(1, o_dtanh, out=o_dtanh)
+        o_dtanh *= o
+        dgates = scratch(acts.shape, dt)
+        dc = xp.zeros((hid, bsz), dtype=dt)
+        tmp = xp.empty((hid, bsz), dtype=dt)
+        gyt, dh = _incoming_grad(xp, gy, hid, dt, self.return_sequences)
+        w_hh_r = _StepMatmul(xp, self.w_hh_r, bsz)
+        for t in range(steps - 1, -1, -1):
+            if gyt is not None:
+                dh += gyt[t]
+            xp.multiply(dh, o_dtanh[t], out=tmp)
+            dc += tmp
+            d, pt = dgates[t], p[t]
+            xp.multiply(dc, pt[:h1], out=d[:h1])
+            xp.multiply(dc, pt[h1:h2], out=d[h1:h2])
+            xp.multiply(dh, pt[h2:h3], out=d[h2:h3])
+            xp.multiply(dc, pt[h3:], out=d[h3:])
+            dc *= f[t]
+            w_hh_r(d, dh)  # d no longer needs dh, so dh is overwritten in place
+        perm, need = self.perm, self.needs_input_grad
+        dg = _rows_by_steps(xp, dgates, scratch((4 * hid, steps * bsz), dt))
+
+        def unpermute(grad_r: Any) -> Any:  # columns back from i, f, o, g to i, f, g, o
+            out = xp.empty_like(grad_r)
+            out[..., perm] = grad_r
+            return out
+
+        gx = gw_ih = gw_hh = gb = None
+        if need[0]:
+            gx = _input_grad(xp, self.w_ih_r, dg, steps, bsz, self.x_dtype)
+        if need[1]:
+            gw_ih = unpermute(self.xr @ dg.T)
+        if need[2]:
+            h_prev = _rows_by_steps(xp, hs[:-1], scratch((hid, steps * bsz), dt))
+            gw_hh = unpermute(h_prev @ dg.T)
+        if need[3]:
+            gb = unpermute(dg.sum(axis=1))
+        scratch.done()
+        return gx, gw_ih, gw_hh, gb, xp.ascontiguousarray(dh.T), xp.ascontiguousarray(dc.T)
+
+
+class GRUCellSequence(_PooledFunction):
+    """One GRU layer over a whole sequence (PyTorch's formulation):
+
+        r = sigmoid(x W_ir + b_ir + h W_hr + b_hr)
+        z = sigmoid(x W_iz + b_iz + h W_hz + b_hz)
+        n = tanh(x W_in + b_in + r * (h W_hn + b_hn))
+        h' = (1 - z) * n + z * h
+
+    Inputs: x (B, T, I), w_ih (I, 3H), w_hh (H, 3H), b_ih (3H,), b_hh (3H,), h0 (B, H).
+    """
+
+    def __init__(self, return_sequences: bool) -> None:
+        self.return_sequences = return_sequences
+
+    def forward(self, x: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any, h0: Any) -> Any:
+        xp = get_array_module(x)
+        bsz, steps, _ = x.shape
+        hid = w_hh.shape[0]
+        dt = w_hh.dtype
+        if steps < 1:
+            raise ShapeError(
+                f"GRU: the sequence must have at least one step, got shape {tuple(x.shape)}"
+            )
+        # r and z rows pre-scaled by 0.5: sigmoid(v) = 0.5 * tanh(0.5 v) + 0.5.
+        scale = xp.ones((3 * hid, 1), dtype=dt)
+        scale[: 2 * hid] = 0.5
+        scratch = _Scratch(xp)
+        acts = self._buffer(xp, (steps, 3 * hid, bsz), dt)
+        xr = _input_projection(xp, x, w_ih.T * scale, acts, scratch)
+        scratch.done()
+        acts += b_ih.reshape(-1, 1) * scale
+        w_rec = _StepMatmul(xp, xp.ascontiguousarray(w_hh.T * scale), bsz)
+        b_rec = b_hh.reshape(-1, 1) * scale
+        hh = self._buffer(xp, (steps, 3 * hid, bsz), dt)  # W_hh^T h + b_hh per step
+        hs = self._buffer(xp, (steps + 1, hid, bsz), dt)
+        hs[0] = h0.T
+        tmp = xp.empty((hid, bsz), dtype=dt)
+        h1, h2 = hid, 2 * hid
+        for t in range(steps):
+            rec = w_rec(hs[t], hh[t])
+            rec += b_rec
+            a = acts[t]
+            rz = a[:h2]
+            rz += rec[:h2]
+            xp.tanh(rz, out=rz)
+            rz *= 0.5
+            rz += 0.5
+            n = a[h2:]
+            xp.multiply(a[:h1], rec[h2:], out=tmp)  # r * (W_hn h + b_hn)
+            n += tmp
+            xp.tanh(n, out=n)
+            h = hs[t + 1]
+            xp.subtract(hs[t], n, out=h)
+            h *= a[h1:h2]
+            h += n  # n + z * (h_prev - n)
+        self.xr, self.w_ih, self.w_hh = xr, w_ih, w_hh
+        self.acts, self.hh, self.hs = acts, hh, hs
+        self.x_dtype = x.dtype
+        self.h_n = hs[-1].T.copy()
+        return _sequence_output(xp, hs, self.return_sequences)
+
+    def backward(self, gy: Any) -> Any:
+        xp = get_array_module(gy)
+        acts, hs = self.acts, self.hs
+        steps, _, bsz = acts.shape
+        hid = hs.shape[1]
+        h1, h2 = hid, 2 * hid
+        dt = acts.dtype
+        scratch = _Scratch(xp)
+        r, z, n = acts[:, :h1], acts[:, h1:h2], acts[:, h2:]
+        one_minus_z = scratch(z.shape, dt)
+        xp.subtract(1, z, out=one_minus_z)
+        p_n = scratch(n.shape, dt)  # dh -> d(n pre-activation): (1 - z) * (1 - n^2)
+        xp.multiply(n, n, out=p_n)
+        xp.subtract(1, p_n, out=p_n)
+        p_n *= one_minus_z
+        p_z = scratch(z.shape, dt)  # dh -> d(z pre-activation): (h_prev - n) * z * (1 - z)
+        xp.subtract(hs[:-1], n, out=p_z)
+        p_z *= z
+        p_z *= one_minus_z
+        p_r = scratch(r.shape, dt)  # d(n pre) -> d(r pre-activation): hhn * r * (1 - r)
+        xp.subtract(1, r, out=p_r)
+        p_r *= r
+        p_r *= self.hh[:, h2:]
+        dxp = scratch(acts.shape, dt)  # grads of the input-side pre-activations
+        dhh = scratch(acts.shape, dt)  # grads of W_hh^T h + b_hh
+        gyt, dh = _incoming_grad(xp, gy, hid, dt, self.return_sequences)
+        w_hh = _StepMatmul(xp, self.w_hh, bsz)
+        dh_prev = xp.empty_like(dh)
+        for t in range(steps - 1, -1, -1):
+            if gyt is not None:
+                dh += gyt[t]
+            d, e = dxp[t], dhh[t]
+            xp.multiply(dh, p_n[t], out=d[h2:])
+            xp.multiply(dh, p_z[t], out=d[h1:h2])
+            xp.multiply(d[h2:], p_r[t], out=d[:h1])
+            e[:h2] = d[:h2]
+            xp.multiply(d[h2:], r[t], out=e[h2:])
+            w_hh(e, dh_prev)
+            dh *= z[t]
+            dh_prev += dh
+            dh, dh_prev = dh_prev, dh
+        dx = _rows_by_steps(xp, dxp, scratch((3 * hid, steps * bsz), dt))
+        dr = _rows_by_steps(xp, dhh, scratch((3 * hid, steps * bsz), dt))
+        need = self.needs_input_grad
+        gx = gw_ih = gw_hh = gb_ih = gb_hh = None
+        if need[0]:
+            gx = _input_grad(xp, self.w_ih, dx, steps, bsz, self.x_dtype)
+        if need[1]:
+            gw_ih = self.xr @ dx.T
+        if need[2]:
+            h_prev = _rows_by_steps(xp, hs[:-1], scratch((hid, steps * bsz), dt))
+            gw_hh = h_prev @ dr.T
+        if need[3]:
+            gb_ih = dx.sum(axis=1)
+        if need[4]:
+            gb_hh = dr.sum(axis=1)
+        scratch.done()
+        return gx, gw_ih, gw_hh, gb_ih, gb_hh, xp.ascontiguousarray(dh.T)
+
+
+# ------------------------------------------------------------------------ modules
+class _Recurrent(Module):
+    """Shared constructor, checks and state handling of LSTM and GRU."""
+
+    _gates = 1
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        return_sequences: bool = False,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        name = type(self).__name__
+        for label, value in (
+            ("input_size", input_size),
+            ("hidden_size", hidden_size),
+            ("num_layers", num_layers),
+        ):
+            if isinstance(value, bool) or int(value) != value or int(value) < 1:
+                raise ValueError(f"{name}: {label} must be a positive integer, got {value!r}")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"{name}: dropout must be in [0, 1), got {dropout}")
+        self.input_size, self.hidden_size = int(input_size), int(hidden_size)
+        self.num_layers = int(num_layers)
+        self.return_sequences = bool(return_sequences)
+        self.dropout = float(dropout)
+        self.final_state: Any = None
+
+    def _gate_weights(self, n_in: int) -> tuple[Any, Any]:
+        """Glorot-uniform input weights and per-gate orthogonal recurrent weights."""
+        hid, k = self.hidden_size, self._gates
+        w_ih = init.glorot_uniform((n_in, k * hid), n_in, k * hid)
+        blocks = [init.orthogonal(hid, hid) for _ in range(k)]
+        return w_ih, np.concatenate(blocks, axis=1)
+
+    def _check_input(self, x: Any) -> Tensor:
+        x = as_input(x)
+        name = type(self).__name__
+        if x.ndim != 3 or x.shape[2] != self.input_size:
+            hint = ""
+            if x.ndim == 2 and self.input_size == 1:
+                hint = "; for one feature per step, reshape to (batch, seq, 1)"
+            raise ShapeError(
+                f"{name} expected input (batch, seq, {self.input_size}) but got shape {x.shape}"
+                f"; input_size={self.input_size}{hint}"
+            )
+        if x.shape[1] < 1:
+            raise ShapeError(
+                f"{name}: the sequence must have at least one step, got shape {x.shape}"
+            )
+        return x
+
+    def _initial(self, state: Any, x: Tensor, what: str) -> list[Tensor]:
+        """Per-layer initial state tensors (B, H): zeros, or slices of the given state."""
+        bsz, hid, layers = x.shape[0], self.hidden_size, self.num_layers
+        ref = self._parameters["weight_hh_l0"]
+        if state is None:
+            xp = get_array_module(ref.data)
+            zero = Tensor._make(xp.zeros((bsz, hid), dtype=ref.dtype))
+            return [zero] * layers
+        s = as_input(state)
+        if s.ndim == 2 and layers == 1:
+            s = s.reshape(1, *s.shape)
+        if s.shape != (layers, bsz, hid):
+            raise ShapeError(
+                f"{type(self).__name__}: initial {what} must have shape (num_layers, batch, hidden) "
+                f"= {(layers, bsz, hid)}, got {s.shape}"
+            )
+        if s.dtype != ref.dtype:
+            s = s.astype(ref.dtype)
+        return [s[layer] for layer in range(layers)]
+
+    def _between_layers(self, out: Tensor, layer: int) -> Tensor:
+        if self.dropout and self.training and layer < self.num_layers - 1:
+            return af.dropout(out, self.dropout, True)
+        return out
+
+    def _wants_sequence(self, layer: int) -> bool:
+        return layer < self.num_layers - 1 or self.return_sequences
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "input_size": self.input_size,
+            "hidden_size": self.hidden_size,
+            "num_layers": self.num_layers,
+            "return_sequences": self.return_sequences,
+            "dropout": self.dropout,
+        }
+
+
+class LSTM(_Recurrent):
+    """Long short-term memory over batch-first input (batch, seq, input_size).
+
+    Returns the last step's hidden state (batch, hidden) or, with `return_sequences=True`,
+    every step's (batch, seq, hidden). `forward(x, state=(h0, c0))` starts from given states
+    of shape (num_layers, batch, hidden) (or (batch, hidden) for one layer), which receive
+    gradients. After each call `final_state` holds (h_n, c_n), each (num_layers, batch,
+    hidden), without gradient; `return_state=True` also returns them.
+
+    Parameters per layer l: weight_ih_l{l} (in, 4H), weight_hh_l{l} (H, 4H), bias_l{l} (4H,),
+    gates ordered i, f, g, o; the forget-gate bias starts at 1 so early training keeps memory.
+    """
+
+    _gates = 4
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        return_sequences: bool = False,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__(input_size, hidden_size, num_layers, return_sequences, dropout)
+        hid = self.hidden_size
+        for layer in range(self.num_layers):
+            w_ih, w_hh = self._gate_weights(self.input_size if layer == 0 else hid)
+            bias = init.zeros((4 * hid,))
+            bias[hid : 2 * hid] = 1.0
+            setattr(self, f"weight_ih_l{layer}", Parameter(w_ih))
+            setattr(self, f"weight_hh_l{layer}", Parameter(w_hh))
+            setattr(self, f"bias_l{layer}", Parameter(bias))
+
+    def forward(self, x: Any, state: Any = None, return_state: bool = False) -> Any:
+        x = self._check_input(x)
+        if state is None:
+            h0s = c0s = self._initial(None, x, "h")
+        else:
+            if not isinstance(state, (tuple, list)) or len(state) != 2:
+                raise TypeError("LSTM: state must be a pair (h0, c0)")
+            h0s, c0s = self._initial(state[0], x, "h0"), self._initial(state[1], x, "c0")
+        out = x
+        h_n, c_n = [], []
+        for layer in range(self.num_layers):
+            op = LSTMCellSequence(self._wants_sequence(layer))
+            out = op(
+                out,
+                getattr(self, f"weight_ih_l{layer}"),
+                getattr(self, f"weight_hh_l{layer}"),
+                getattr(self, f"bias_l{layer}"),
+                h0s[layer],
+                c0s[layer],
+            )
+            h_n.append(op.h_n)
+            c_n.append(op.c_n)
+            out = self._between_layers(out, layer)
+        xp = get_array_module(h_n[0])
+        self.final_state = (Tensor._make(xp.stack(h_n)), Tensor._make(xp.stack(c_n)))
+        return (out, self.final_state) if return_state else out
+
+
+class GRU(_Recurrent):
+    """Gated recurrent unit over batch-first input (batch, seq, input_size).
+
+    Same interface as `LSTM`, with a single state h: `forward(x, state=h0)`, and
+    `final_state` is h_n (num_layers, batch, hidden). Parameters per layer l:
+    weight_ih_l{l} (in, 3H), weight_hh_l{l} (H, 3H), bias_ih_l{l}, bias_hh_l{l} (3H,),
+    gates ordered r, z, n.
+    """
+
+    _gates = 3
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        return_sequences: bool = False,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__(input_size, hidden_size, num_layers, return_sequences, dropout)
+        hid = self.hidden_size
+        for layer in range(self.num_layers):
+            w_ih, w_hh = self._gate_weights(self.input_size if layer == 0 else hid)
+            setattr(self, f"weight_ih_l{layer}", Parameter(w_ih))
+            setattr(self, f"weight_hh_l{layer}", Parameter(w_hh))
+            setattr(self, f"bias_ih_l{layer}", Parameter(init.zeros((3 * hid,))))
+            setattr(self, f"bias_hh_l{layer}", Parameter(init.zeros((3 * hid,))))
+
+    def forward(self, x: Any, state: Any = None, return_state: bool = False) -> Any:
+        x = self._check_input(x)
+        h0s = self._initial(state, x, "h0")
+        out = x
+        h_n = []
+        for layer in range(self.num_layers):
+            op = GRUCellSequence(self._wants_sequence(layer))
+            out = op(
+                out,
+                getattr(self, f"weight_ih_l{layer}"),
+                getattr(self, f"weight_hh_l{layer}"),
+                getattr(self, f"bias_ih_l{layer}"),
+                getattr(self, f"bias_hh_l{layer}"),
+                h0s[layer],
+            )
+            h_n.append(op.h_n)
+            out = self._between_layers(out, layer)
+        xp = get_array_module(h_n[0])
+        self.final_state = Tensor._make(xp.stack(h_n))
+        return (out, self.final_state) if return_state else out
+
+
+__all__ = ["GRU", "LSTM", "GRUCellSequence", "LSTMCellSequence"]

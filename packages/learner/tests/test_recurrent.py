@@ -1,0 +1,340 @@
+"""LSTM and GRU: the fused ops against unfused references and finite differences."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import azuraforge_core as af
+from azuraforge_core import ShapeError, Tensor, no_grad
+from azuraforge_core.testing import assert_grad_close, numerical_grad
+from azuraforge_learner.layers import Linear
+from azuraforge_learner.module import Sequential, build
+from azuraforge_learner.recurrent import GRU, LSTM
+
+
+# --------------------------------------------------------------------- helpers
+def to_float64(module) -> None:
+    for p in module.parameters():
+        p.data = p.data.astype(np.float64)
+
+
+def check_grads(module, inputs: list[Tensor], call=None, seed: int = 0) -> None:
+    """Every parameter's and input's gradient of sum(out * R) matches finite differences."""
+    call = call or (lambda *xs: module(*xs))
+    out = call(*inputs)
+    weights = np.random.default_rng(seed).standard_normal(out.shape)
+    (out * Tensor(weights, dtype=np.float64)).sum().backward()
+    targets = list(module.named_parameters())
+    targets += [(f"input{k}", t) for k, t in enumerate(inputs) if t.requires_grad]
+    assert targets
+    for name, t in targets:
+        original = t.data
+
+        def f(arr: np.ndarray, t: Tensor = t) -> float:
+            t.data = arr
+            with no_grad():
+                return float((call(*inputs).data * weights).sum())
+
+        numeric = numerical_grad(f, original)
+        t.data = original
+        assert_grad_close(t.grad, numeric, atol=1e-7, rtol=1e-5, name=name)
+
+
+def randn(*shape: int, seed: int = 1, grad: bool = True) -> Tensor:
+    data = np.random.default_rng(seed).standard_normal(shape)
+    return Tensor(data, requires_grad=grad, dtype=np.float64)
+
+
+# ------------------------------------------------------------ unfused references
+def reference_lstm(model: LSTM, x: Tensor, h0=None, c0=None) -> Tensor:
+    """A plain LSTM from elementary af ops, reading the model's weights (gates i, f, g, o)."""
+    hid = model.hidden_size
+    bsz, steps, _ = x.shape
+    seq = x
+    for layer in range(model.num_layers):
+        w_ih = getattr(model, f"weight_ih_l{layer}")
+        w_hh = getattr(model, f"weight_hh_l{layer}")
+        b = getattr(model, f"bias_l{layer}")
+        h = h0[layer] if h0 is not None else Tensor(np.zeros((bsz, hid)), dtype=np.float64)
+        c = c0[layer] if c0 is not None else Tensor(np.zeros((bsz, hid)), dtype=np.float64)
+        outs = []
+        for t in range(steps):
+            gates = seq[:, t, :] @ w_ih + h @ w_hh + b
+            i = gates[:, :hid].sigmoid()
+            f = gates[:, hid : 2 * hid].sigmoid()
+            g = gates[:, 2 * hid : 3 * hid].tanh()
+            o = gates[:, 3 * hid :].sigmoid()
+            c = f * c + i * g
+            h = o * c.tanh()
+            outs.append(h)
+        seq = af.stack(outs, axis=1)
+    return seq if model.return_sequences else seq[:, -1, :]
+
+
+def reference_gru(model: GRU, x: Tensor, h0=None) -> Tensor:
+    hid = model.hidden_size
+    bsz, steps, _ = x.shape
+    seq = x
+    for layer in range(model.num_layers):
+        w_ih = getattr(model, f"weight_ih_l{layer}")
+        w_hh = getattr(model, f"weight_hh_l{layer}")
+        b_ih = getattr(model, f"bias_ih_l{layer}")
+        b_hh = getattr(model, f"bias_hh_l{layer}")
+        h = h0[layer] if h0 is not None else Tensor(np.zeros((bsz, hid)), dtype=np.float64)
+        outs = []
+        for t in range(steps):
+            gi = seq[:, t, :] @ w_ih + b_ih
+            gh = h @ w_hh + b_hh
+            r = (gi[:, :hid] + gh[:, :hid]).sigmoid()
+            z = (gi[:, hid : 2 * hid] + gh[:, hid : 2 * hid]).sigmoid()
+            n = (gi[:, 2 * hid :] + r * gh[:, 2 * hid :]).tanh()
+            h = (1 - z) * n + z * h
+            outs.append(h)
+        seq = af.stack(outs, axis=1)
+    return seq if model.return_sequences else seq[:, -1, :]
+
+
+def randomise(model, seed: int = 3) -> None:
+    """Non-trivial biases so every term of the gates is exercised."""
+    rng = np.random.default_rng(seed)
+    for p in model.parameters():
+        p.data = p.data + 0.3 * rng.standard_normal(p.shape)
+
+
+# ------------------------------------------------------------------------ LSTM
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_lstm_matches_unfused_reference(num_layers: int, return_sequences: bool) -> None:
+    af.manual_seed(0)
+    model = LSTM(3, 4, num_layers=num_layers, return_sequences=return_sequences)
+    to_float64(model)
+    randomise(model)
+    x = randn(2, 5, 3)
+    out = model(x)
+    ref = reference_lstm(model, x)
+    expected_shape = (2, 5, 4) if return_sequences else (2, 4)
+    assert out.shape == expected_shape
+    np.testing.assert_allclose(out.data, ref.data, rtol=1e-10, atol=1e-12)
+    # gradients agree with autograd through the reference too
+    weights = np.random.default_rng(9).standard_normal(out.shape)
+    (out * weights).sum().backward()
+    fused = {n: p.grad.data.copy() for n, p in model.named_parameters()}
+    fused_x = x.grad.data.copy()
+    model.zero_grad()
+    x.grad = None
+    (reference_lstm(model, x) * weights).sum().backward()
+    for n, p in model.named_parameters():
+        np.testing.assert_allclose(fused[n], p.grad.data, rtol=1e-9, atol=1e-12, err_msg=n)
+    np.testing.assert_allclose(fused_x, x.grad.data, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_lstm_gradients_match_finite_differences(num_layers: int, return_sequences: bool) -> None:
+    af.manual_seed(1)
+    model = LSTM(2, 3, num_layers=num_layers, return_sequences=return_sequences)
+    to_float64(model)
+    randomise(model)
+    check_grads(model, [randn(2, 4, 2)])
+
+
+def test_lstm_initial_state_gradients_and_final_state() -> None:
+    af.manual_seed(2)
+    model = LSTM(2, 3, num_layers=2, return_sequences=True)
+    to_float64(model)
+    randomise(model)
+    x, h0, c0 = randn(2, 3, 2, seed=1), randn(2, 2, 3, seed=2), randn(2, 2, 3, seed=3)
+    out, (h_n, c_n) = model(x, state=(h0, c0), return_state=True)
+    ref = reference_lstm(model, x, h0, c0)
+    np.testing.assert_allclose(out.data, ref.data, rtol=1e-10, atol=1e-12)
+    assert h_n.shape == c_n.shape == (2, 2, 3)
+    np.testing.assert_allclose(h_n.data[-1], out.data[:, -1, :], rtol=1e-12)
+    assert model.final_state[0] is h_n
+    check_grads(model, [x, h0, c0], call=lambda a, b, c: model(a, state=(b, c)))
+
+
+def test_lstm_final_cell_state_continues_the_sequence() -> None:
+    """Running two halves with the carried (h, c) equals running the whole sequence."""
+    af.manual_seed(3)
+    model = LSTM(2, 4, return_sequences=True)
+    x = np.random.default_rng(0).standard_normal((3, 6, 2)).astype(np.float32)
+    whole = model(Tensor(x)).data
+    first, state = model(Tensor(x[:, :3]), return_state=True)
+    second = model(Tensor(x[:, 3:]), state=state)
+    np.testing.assert_allclose(
+        np.concatenate([first.data, second.data], axis=1), whole, rtol=1e-5, atol=1e-6
+    )
+
+
+def test_lstm_single_layer_accepts_2d_state() -> None:
+    model = LSTM(1, 2)
+    h0 = np.ones((3, 2), dtype=np.float32)
+    a = model(np.zeros((3, 4, 1), dtype=np.float32), state=(h0, h0)).data
+    b = model(np.zeros((3, 4, 1), dtype=np.float32), state=(h0[None], h0[None])).data
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, model(np.zeros((3, 4, 1), dtype=np.float32)).data)
+
+
+def test_lstm_initialisation() -> None:
+    af.manual_seed(0)
+    model = LSTM(3, 5, num_layers=2)
+    b = model.bias_l0.numpy()
+    np.testing.assert_array_equal(b[5:10], 1.0)  # forget gate
+    np.testing.assert_array_equal(np.delete(b, np.s_[5:10]), 0.0)
+    w_hh = model.weight_hh_l0.numpy()
+    for k in range(4):  # each gate's recurrent block is orthogonal
+        block = w_hh[:, 5 * k : 5 * (k + 1)]
+        np.testing.assert_allclose(block.T @ block, np.eye(5), atol=1e-5)
+    assert model.weight_ih_l1.shape == (5, 20)
+    assert model.weight_ih_l0.dtype == np.float32
+    af.manual_seed(0)
+    again = LSTM(3, 5, num_layers=2)
+    for (n, p), (_, q) in zip(model.named_parameters(), again.named_parameters()):
+        np.testing.assert_array_equal(p.data, q.data, err_msg=n)
+
+
+# ------------------------------------------------------------------------- GRU
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_gru_matches_unfused_reference(num_layers: int, return_sequences: bool) -> None:
+    af.manual_seed(0)
+    model = GRU(3, 4, num_layers=num_layers, return_sequences=return_sequences)
+    to_float64(model)
+    randomise(model)
+    x = randn(2, 5, 3)
+    out = model(x)
+    ref = reference_gru(model, x)
+    assert out.shape == ((2, 5, 4) if return_sequences else (2, 4))
+    np.testing.assert_allclose(out.data, ref.data, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_gru_gradients_match_finite_differences(num_layers: int, return_sequences: bool) -> None:
+    af.manual_seed(1)
+    model = GRU(2, 3, num_layers=num_layers, return_sequences=return_sequences)
+    to_float64(model)
+    randomise(model)
+    check_grads(model, [randn(2, 4, 2)])
+
+
+def test_gru_initial_state() -> None:
+    af.manual_seed(2)
+    model = GRU(2, 3, num_layers=2)
+    to_float64(model)
+    randomise(model)
+    x, h0 = randn(2, 3, 2, seed=1), randn(2, 2, 3, seed=2)
+    out, h_n = model(x, state=h0, return_state=True)
+    np.testing.assert_allclose(out.data, reference_gru(model, x, h0).data, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(h_n.data[-1], out.data, rtol=1e-12)
+    check_grads(model, [x, h0], call=lambda a, b: model(a, state=b))
+
+
+# --------------------------------------------------------------- shared behaviour
+@pytest.mark.parametrize("cls", [LSTM, GRU])
+def test_recurrent_shape_errors_are_clear(cls) -> None:
+    model = cls(3, 4)
+    with pytest.raises(ShapeError, match=r"\(batch, seq, 3\).*\(2, 5, 2\)"):
+        model(np.zeros((2, 5, 2), dtype=np.float32))
+    with pytest.raises(ShapeError, match="reshape to"):
+        cls(1, 4)(np.zeros((2, 5), dtype=np.float32))
+    with pytest.raises(ShapeError, match="initial"):
+        state = np.zeros((1, 3, 4), dtype=np.float32)
+        model(np.zeros((2, 5, 3), dtype=np.float32), state=(state, state) if cls is LSTM else state)
+    with pytest.raises(ValueError, match="hidden_size"):
+        cls(3, 0)
+
+
+@pytest.mark.parametrize("cls", [LSTM, GRU])
+def test_recurrent_describe_build_round_trip(cls) -> None:
+    model = cls(2, 5, num_layers=2, return_sequences=True, dropout=0.25)
+    desc = json.loads(json.dumps(model.describe()))
+    rebuilt = build(desc)
+    assert type(rebuilt) is cls
+    assert rebuilt.get_config() == model.get_config()
+    rebuilt.load_state_dict(model.state_dict())
+    model.eval()
+    rebuilt.eval()
+    x = np.random.default_rng(0).standard_normal((2, 3, 2)).astype(np.float32)
+    np.testing.assert_array_equal(model(x).data, rebuilt(x).data)
+
+
+@pytest.mark.parametrize("cls", [LSTM, GRU])
+def test_recurrent_dropout_between_layers_only_in_training(cls) -> None:
+    af.manual_seed(0)
+    model = cls(2, 8, num_layers=2, dropout=0.5)
+    x = np.random.default_rng(0).standard_normal((4, 3, 2)).astype(np.float32)
+    model.eval()
+    a, b = model(x).data, model(x).data
+    np.testing.assert_array_equal(a, b)
+    model.train()
+    c = model(x).data
+    assert not np.allclose(a, c)
+
+
+@pytest.mark.parametrize("cls", [LSTM, GRU])
+def test_recurrent_sgd_step_moves_every_parameter(cls) -> None:
+    af.manual_seed(0)
+    model = Sequential(cls(2, 4, num_layers=2), Linear(4, 1))
+    x = np.random.default_rng(0).standard_normal((5, 6, 2)).astype(np.float32)
+    y = np.random.default_rng(1).standard_normal((5, 1)).astype(np.float32)
+    before = {n: p.numpy().copy() for n, p in model.named_parameters()}
+    af.mse_loss(model(x), y).backward()
+    for p in model.parameters():
+        p.data -= 0.1 * p.grad.data
+    for n, p in model.named_parameters():
+        assert not np.allclose(before[n], p.numpy()), f"{n} did not move"
+
+
+def test_lstm_learns_a_simple_sequence_task() -> None:
+    """Predict the sum of a sequence: a few hundred SGD steps cut the loss by a lot."""
+    af.manual_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, size=(64, 5, 1)).astype(np.float32)
+    y = x.sum(axis=1)
+    model = Sequential(LSTM(1, 16), Linear(16, 1))
+    first = last = None
+    for _ in range(300):
+        loss = af.mse_loss(model(x), y)
+        model.zero_grad()
+        loss.backward()
+        for p in model.parameters():
+            p.data -= 0.1 * p.grad.data
+        first = loss.item() if first is None else first
+        last = loss.item()
+    assert last < 0.1 * first
+
+
+@pytest.mark.parametrize("cls", [LSTM, GRU])
+def test_recycled_buffers_never_alias_a_live_graph(cls) -> None:
+    """Forward passes in between a forward and its backward (inference, another batch)
+    must not disturb the arrays the first graph saved; a retained graph can be walked twice."""
+    af.manual_seed(0)
+    model = cls(2, 5, return_sequences=True)
+    rng = np.random.default_rng(0)
+    xa = rng.standard_normal((3, 4, 2)).astype(np.float32)
+    xb = rng.standard_normal((3, 4, 2)).astype(np.float32)
+
+    def grads_of(x: np.ndarray) -> list[np.ndarray]:
+        model.zero_grad()
+        model(x).sum().backward()
+        return [p.grad.numpy().copy() for p in model.parameters()]
+
+    expected = grads_of(xa)
+    model.zero_grad()
+    out_a = model(xa)
+    with no_grad():
+        model(xb)  # same shapes: would reuse A's buffers if they had been handed back
+    out_b = model(xb)  # a second live graph
+    out_a.sum().backward(retain_graph=True)
+    for got, want in zip([p.grad.numpy() for p in model.parameters()], expected):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    model.zero_grad()
+    out_a.sum().backward()  # the retained graph again
+    for got, want in zip([p.grad.numpy() for p in model.parameters()], expected):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    out_b.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
