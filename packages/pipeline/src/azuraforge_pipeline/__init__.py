@@ -1,0 +1,47 @@
+"""The contract AzuraForge pipeline plugins implement.
+
+A plugin subclasses `Pipeline`, declares a `Config(PipelineConfig)` and registers the class in
+the `azuraforge.pipelines` entry-point group; the platform discovers it with `discover()`.
+"""
+
+from azuraforge_pipeline.base import ConfigError, Pipeline, PipelineConfig, RunResult
+from azuraforge_pipeline.catalog import Application, CatalogEntry, applications, official_catalog
+from azuraforge_pipeline.context import (
+    Cancelled,
+    Checkpoint,
+    PrintReporter,
+    RecordingReporter,
+    Reporter,
+    RunContext,
+)
+from azuraforge_pipeline.registry import (
+    ENTRY_POINT_GROUP,
+    PipelineRegistry,
+    PluginLoadError,
+    UnknownPipelineError,
+    discover,
+)
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Application",
+    "Cancelled",
+    "CatalogEntry",
+    "Checkpoint",
+    "ConfigError",
+    "Pipeline",
+    "PipelineConfig",
+    "PipelineRegistry",
+    "PluginLoadError",
+    "PrintReporter",
+    "RecordingReporter",
+    "Reporter",
+    "RunContext",
+    "RunResult",
+    "UnknownPipelineError",
+    "applications",
+    "discover",
+    "official_catalog",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,96 @@
+"""The `Pipeline` base class every plugin subclasses, and the base of its config model."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import to_jsonable_python
+
+if TYPE_CHECKING:
+    from azuraforge_pipeline.context import RunContext
+
+__all__ = ["ConfigError", "Pipeline", "PipelineConfig", "RunResult"]
+
+# What `Pipeline.run` returns: JSON-serialisable summary results (final metrics, paths, ...).
+RunResult = Mapping[str, Any] | None
+
+
+class PipelineConfig(BaseModel):
+    """Base of every pipeline's `Config`.
+
+    Its JSON Schema (titles, descriptions, bounds, enum choices, defaults) is what a dashboard
+    builds its form from, so give every field a `Field(description=..., ge=..., le=...)`.
+    Unknown keys are rejected so a typo in `--set epcohs=3` is an error, not silently ignored.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class ConfigError(ValueError):
+    """A config that does not validate; `errors` lists `(field path, message)` pairs."""
+
+    def __init__(self, pipeline_id: str, errors: list[tuple[str, str]]) -> None:
+        self.pipeline_id = pipeline_id
+        self.errors = errors
+        lines = "; ".join(f"{path or '<root>'}: {msg}" for path, msg in errors)
+        super().__init__(f"invalid config for pipeline {pipeline_id!r}: {lines}")
+
+
+class Pipeline(ABC):
+    """A unit of work the platform can run: a training job, a tuning sweep, ...
+
+    Subclasses set the class attributes, define a nested `Config(PipelineConfig)` and implement
+    `run`. The platform validates the user's config, builds a `RunContext` and calls `run` in a
+    worker process; the pipeline reports progress, metrics, logs and events through the context.
+    """
+
+    id: ClassVar[str]
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    version: ClassVar[str] = "0.1.0"
+    Config: ClassVar[type[PipelineConfig]] = PipelineConfig
+
+    @abstractmethod
+    def run(self, config: Any, context: RunContext) -> RunResult:
+        """Do the work. `config` is an instance of `self.Config`, already validated."""
+
+    @classmethod
+    def validate_config(cls, raw: Mapping[str, Any] | PipelineConfig | None) -> PipelineConfig:
+        """Turn user input into a `Config` instance, raising `ConfigError` with field paths."""
+        if isinstance(raw, cls.Config):
+            return raw
+        data = raw.model_dump() if isinstance(raw, BaseModel) else dict(raw or {})
+        try:
+            return cls.Config.model_validate(data)
+        except ValidationError as exc:
+            errors = [(".".join(str(p) for p in err["loc"]), err["msg"]) for err in exc.errors()]
+            raise ConfigError(cls.id, errors) from None
+
+    @classmethod
+    def config_schema(cls) -> dict[str, Any]:
+        """JSON Schema of the config, the source of a dashboard's form."""
+        return cls.Config.model_json_schema()
+
+    @classmethod
+    def default_config(cls) -> dict[str, Any]:
+        """The defaults as JSON values (fields without a default are left out)."""
+        return {
+            name: to_jsonable_python(field.get_default(call_default_factory=True))
+            for name, field in cls.Config.model_fields.items()
+            if not field.is_required()
+        }
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        """Everything a catalog or an API needs to show this pipeline."""
+        return {
+            "id": cls.id,
+            "name": cls.name,
+            "description": cls.description,
+            "version": cls.version,
+            "config_schema": cls.config_schema(),
+            "default_config": cls.default_config(),
+        }

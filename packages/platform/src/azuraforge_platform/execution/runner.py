@@ -1,0 +1,170 @@
+"""`run_experiment`: one experiment from `queued` to a final state, in the calling process.
+
+Idempotent: a second call for an experiment that is not queued does nothing but return its
+record, so a retried job message (Celery's late acknowledgement) is harmless.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import socket
+import threading
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+from azuraforge_pipeline import (
+    Cancelled,
+    ConfigError,
+    PipelineRegistry,
+    RunContext,
+    UnknownPipelineError,
+    discover,
+)
+from azuraforge_platform.events import EventService
+from azuraforge_platform.execution.reporter import StoreReporter
+from azuraforge_platform.store import (
+    ExperimentRecord,
+    ExperimentStatus,
+    InvalidTransitionError,
+)
+
+__all__ = ["default_worker_name", "run_experiment", "seed_for"]
+
+S = ExperimentStatus
+log = logging.getLogger(__name__)
+
+
+def default_worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def seed_for(experiment_id: str, config: Mapping[str, Any]) -> int:
+    """The config's `seed` when it has one, else a seed derived from the experiment id, so a
+    retried attempt draws the same random numbers as the first."""
+    seed = config.get("seed")
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        return seed
+    return int.from_bytes(hashlib.sha256(experiment_id.encode()).digest()[:8], "little") >> 1
+
+
+class _Heartbeat(threading.Thread):
+    """Beats for the run and flushes the reporter's buffer; a cancel (or losing the job)
+    turns into `context.should_stop()`."""
+
+    def __init__(
+        self,
+        events: EventService,
+        experiment_id: str,
+        worker: str,
+        interval: float,
+        reporter: StoreReporter,
+    ) -> None:
+        super().__init__(name=f"heartbeat-{experiment_id[:8]}", daemon=True)
+        self._store = events.store
+        self._reporter = reporter
+        self._id = experiment_id
+        self._worker = worker
+        self._interval = interval
+        self._done = threading.Event()
+        self.stop_requested = threading.Event()
+
+    def check(self) -> None:
+        self._reporter.flush()
+        status = self._store.heartbeat(self._id, self._worker)
+        if status is not S.running:
+            self.stop_requested.set()
+
+    def run(self) -> None:
+        while not self._done.wait(self._interval):
+            try:
+                self.check()
+            except Exception:  # a blip of the database must not kill the run
+                log.exception("heartbeat for %s failed; will retry", self._id)
+
+    def stop(self) -> None:
+        self._done.set()
+
+
+def _jsonable(result: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if result is None:
+        return None
+    return json.loads(json.dumps(dict(result), default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    for attr in ("tolist", "item"):  # numpy arrays and scalars, without importing numpy here
+        if hasattr(value, attr):
+            return getattr(value, attr)()
+    return str(value)
+
+
+def run_experiment(
+    experiment_id: str,
+    events: EventService,
+    *,
+    registry: PipelineRegistry | None = None,
+    worker: str | None = None,
+    heartbeat_seconds: float = 5.0,
+) -> ExperimentRecord:
+    """Claim the experiment, run its pipeline with a context wired to the store and the bus,
+    and record the outcome: succeeded (summary), failed (error + traceback) or cancelled."""
+    store = events.store
+    worker = worker or default_worker_name()
+    record = store.claim(experiment_id, worker)
+    if record is None:
+        return store.get(experiment_id)  # someone else runs it, or it is not queued any more
+    events.emit(
+        experiment_id,
+        "status",
+        {"status": S.running.value, "worker": worker, "attempt": record.attempts},
+    )
+
+    def finish(status: S, **fields: Any) -> ExperimentRecord:
+        try:
+            final = store.transition(experiment_id, status, worker=worker, **fields)
+        except InvalidTransitionError:
+            # The job was taken from us meanwhile (declared lost and re-queued, ...).
+            return store.get(experiment_id)
+        payload: dict[str, Any] = {"status": final.status.value, "error": final.error}
+        if final.summary is not None:
+            payload["summary"] = final.summary
+        events.emit(experiment_id, "status", payload)
+        return store.get(experiment_id)  # includes the final event's seq
+
+    try:
+        pipeline_cls = (registry or discover()).get(record.pipeline_id)
+        config = pipeline_cls.validate_config(record.config)
+    except (UnknownPipelineError, ConfigError) as exc:
+        return finish(S.failed, error=str(exc))
+
+    reporter = StoreReporter(events, experiment_id)
+    heartbeat = _Heartbeat(events, experiment_id, worker, heartbeat_seconds, reporter)
+    artifact_dir = store.artifact_dir(experiment_id)
+    context = RunContext(
+        artifact_dir=artifact_dir,
+        checkpoint_dir=artifact_dir / "checkpoints",
+        reporter=reporter,
+        seed=seed_for(experiment_id, record.config),
+        stop_requested=heartbeat.stop_requested.is_set,
+        experiment_id=experiment_id,
+        attempt=record.attempts,
+    )
+    heartbeat.start()
+    try:
+        result = pipeline_cls().run(config, context)
+        summary = _jsonable(result)
+    except Cancelled:
+        return finish(S.cancelled)
+    except Exception as exc:
+        return finish(
+            S.failed, error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()
+        )
+    finally:
+        heartbeat.stop()
+        heartbeat.join()
+        reporter.flush()  # what the run reported lands before its final status
+    return finish(S.succeeded, summary=summary)

@@ -1,0 +1,48 @@
+"""The experiment store: experiments, metrics, logs, events and artifacts in SQL."""
+
+from azuraforge_platform.store.engine import make_engine, normalize_url
+from azuraforge_platform.store.migrate import (
+    current_revision,
+    ensure_schema,
+    head_revision,
+    upgrade,
+)
+from azuraforge_platform.store.models import ExperimentStatus
+from azuraforge_platform.store.repository import (
+    ALLOWED_TRANSITIONS,
+    SORT_FIELDS,
+    ArtifactRecord,
+    EventRecord,
+    ExperimentNotFoundError,
+    ExperimentRecord,
+    ExperimentStore,
+    InvalidTransitionError,
+    LogRecord,
+    MetricRecord,
+    MetricValue,
+    Page,
+    StoreError,
+)
+
+__all__ = [
+    "ALLOWED_TRANSITIONS",
+    "SORT_FIELDS",
+    "ArtifactRecord",
+    "EventRecord",
+    "ExperimentNotFoundError",
+    "ExperimentRecord",
+    "ExperimentStatus",
+    "ExperimentStore",
+    "InvalidTransitionError",
+    "LogRecord",
+    "MetricRecord",
+    "MetricValue",
+    "Page",
+    "StoreError",
+    "current_revision",
+    "ensure_schema",
+    "head_revision",
+    "make_engine",
+    "normalize_url",
+    "upgrade",
+]

@@ -1,0 +1,195 @@
+"""Fixtures: the store on SQLite and on a real PostgreSQL, and a real Redis.
+
+Missing services: with CI set they FAIL the test (a green CI must have exercised them);
+elsewhere they skip with a hint on how to start the service.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+import redis
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from azuraforge_platform.store import ExperimentStore, normalize_url
+
+POSTGRES_URL = os.environ.get(
+    "AZURAFORGE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("AZURAFORGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+HINTS = {
+    "PostgreSQL": "start one with `docker run -d -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust "
+    "-e POSTGRES_DB=test postgres:16` or set AZURAFORGE_TEST_POSTGRES_URL",
+    "Redis": "start one with `docker run -d -p 6379:6379 redis:7` or set AZURAFORGE_TEST_REDIS_URL",
+}
+
+
+@pytest.fixture(scope="session")
+def require_service() -> Callable[[str, str, BaseException], NoReturn]:
+    """The one place that decides what a missing service means: fail on CI, skip elsewhere."""
+
+    def unavailable(service: str, url: str, error: BaseException) -> NoReturn:
+        message = f"{service} is not reachable at {url} ({error}); {HINTS[service]}"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set, so this is an error: {message}", pytrace=False)
+        pytest.skip(message)
+
+    return unavailable
+
+
+@pytest.fixture(scope="session")
+def postgres_url(
+    require_service: Callable[[str, str, BaseException], NoReturn],
+) -> Iterator[str]:
+    """A throw-away database on the server, dropped at the end of the session."""
+    admin_url = normalize_url(POSTGRES_URL)
+    try:
+        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        require_service("PostgreSQL", POSTGRES_URL, exc)
+    name = f"azf_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def redis_url(require_service: Callable[[str, str, BaseException], NoReturn]) -> str:
+    try:
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+        client.ping()
+        client.close()
+    except Exception as exc:
+        require_service("Redis", REDIS_URL, exc)
+    return REDIS_URL
+
+
+@pytest.fixture
+def channel_prefix() -> str:
+    """Unique per test, so parallel runs sharing one Redis never see each other's events."""
+    return f"azftest-{uuid.uuid4().hex[:12]}"
+
+
+def _sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'store.db'}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated-on-first-use database URL on each backend, empty at the start of the test."""
+    if request.param == "sqlite":
+        yield _sqlite_url(tmp_path)
+        return
+    url: str = request.getfixturevalue("postgres_url")
+    yield url
+    engine = create_engine(normalize_url(url))
+    with engine.begin() as conn:
+        tables = conn.execute(
+            text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        ).scalars()
+        names = [t for t in tables if t != "alembic_version"]
+        if names:
+            conn.execute(text(f"TRUNCATE {', '.join(names)} CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def store(db_url: str, tmp_path: Path) -> Iterator[ExperimentStore]:
+    s = ExperimentStore(db_url, tmp_path / "artifacts")
+    yield s
+    s.close()
+
+
+PROBE_SOURCE = """
+import os
+import time
+
+from pydantic import Field
+
+from azuraforge_pipeline import Pipeline, PipelineConfig
+
+
+class Probe(Pipeline):
+    id = "{pipeline_id}"
+    name = "Probe"
+    description = "exercises the worker: succeeds, fails, crashes or runs until cancelled"
+    version = "0.0.1"
+
+    class Config(PipelineConfig):
+        mode: str = Field("ok", pattern="^(ok|fail|crash|slow|stubborn)$")
+        steps: int = Field(3, ge=1)
+
+    def run(self, config, context):
+        while config.mode == "stubborn":  # never looks at context.should_stop()
+            context.log_metrics({{"x": 1.0}}, step=0)
+            time.sleep(0.02)
+        for step in range(config.steps):
+            context.check_cancelled()
+            if config.mode == "crash" and step == 1:
+                os._exit(3)  # dies like an out-of-memory kill: no outcome recorded
+            if config.mode == "fail" and step == 1:
+                raise RuntimeError("probe failed on purpose")
+            context.log_metrics({{"x": float(step)}}, step=step)
+            context.log(f"pid {{os.getpid()}} step {{step}}")
+            if config.mode == "slow":
+                time.sleep(0.02)
+        return {{"steps": config.steps, "pid": os.getpid()}}
+"""
+
+
+@pytest.fixture(scope="session")
+def probe_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real plugin distribution, installed into this venv for the session: worker processes
+    find it through its entry point, exactly like a third-party app."""
+    import shutil
+    import subprocess
+    import sys
+    import textwrap
+
+    tag = uuid.uuid4().hex[:8]
+    pipeline_id, module, dist = f"probe_{tag}", f"azf_probe_{tag}", f"azf-probe-{tag}"
+    root = tmp_path_factory.mktemp("probe")
+    (root / "src" / module).mkdir(parents=True)
+    (root / "src" / module / "__init__.py").write_text(PROBE_SOURCE.format(pipeline_id=pipeline_id))
+    (root / "pyproject.toml").write_text(
+        textwrap.dedent(f"""
+        [project]
+        name = "{dist}"
+        version = "0.0.1"
+        requires-python = ">=3.11"
+
+        [project.entry-points."azuraforge.pipelines"]
+        {pipeline_id} = "{module}:Probe"
+
+        [build-system]
+        requires = ["uv_build>=0.8,<0.14"]
+        build-backend = "uv_build"
+        """)
+    )
+    uv = os.environ.get("UV") or shutil.which("uv")
+    if uv is None:
+        pytest.fail("the uv executable is needed to install the throw-away plugin")
+    subprocess.run(
+        [uv, "pip", "install", "--quiet", "--no-deps", "--python", sys.executable, str(root)],
+        check=True,
+    )
+    try:
+        yield pipeline_id
+    finally:
+        subprocess.run(
+            [uv, "pip", "uninstall", "--quiet", "--python", sys.executable, dist], check=False
+        )

@@ -1,0 +1,78 @@
+"""LocalExecutor: experiments run in spawned worker processes, found through entry points."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from azuraforge_platform.events import EventService, InProcessEventBus
+from azuraforge_platform.execution import LocalExecutor
+from azuraforge_platform.settings import Settings
+from azuraforge_platform.store import ExperimentStatus, ExperimentStore
+
+S = ExperimentStatus
+FINAL = {S.succeeded, S.failed, S.cancelled}
+
+
+def _wait_final(store: ExperimentStore, ids: list[str], timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while any(store.get(i).status not in FINAL for i in ids):
+        assert time.monotonic() < deadline, [store.get(i).status for i in ids]
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_runs_in_child_processes_and_relays_events(tmp_path: Path, probe_pipeline: str) -> None:
+    # SQLite only: the executor is backend-agnostic, and PostgreSQL's multi-process claims are
+    # covered by test_store.py; each spawned child costs seconds on a small machine.
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'store.db'}",
+        artifact_root=tmp_path / "artifacts",
+        heartbeat_seconds=0.05,
+    )
+    store = ExperimentStore.from_settings(settings)
+    bus = InProcessEventBus()
+    events = EventService(store, bus)
+    ok = store.create(pipeline_id=probe_pipeline, config={"steps": 4})
+    fail = store.create(pipeline_id=probe_pipeline, config={"mode": "fail"})
+    crash = store.create(pipeline_id=probe_pipeline, config={"mode": "crash"}, max_attempts=1)
+    slow = store.create(pipeline_id=probe_pipeline, config={"mode": "slow", "steps": 100_000})
+    stubborn = store.create(pipeline_id=probe_pipeline, config={"mode": "stubborn"})
+    with events.stream(ok.id, poll_interval=60) as stream:
+        with LocalExecutor(
+            settings, store, bus, max_workers=3, poll_seconds=0.05, cancel_grace_seconds=0.5
+        ) as executor:
+            executor.submit(ok.id)
+            for exp in (slow, stubborn):
+                deadline = time.monotonic() + 90
+                while store.get(exp.id).status is not S.running or not store.metrics(exp.id):
+                    assert time.monotonic() < deadline
+                    time.sleep(0.05)
+                store.request_cancel(exp.id)
+            _wait_final(store, [ok.id, fail.id, crash.id, slow.id, stubborn.id])
+        # events from the child reached this process's in-process bus, none via the store poll
+        final_seq = store.get(ok.id).last_event_seq
+        seen = []
+        while not seen or seen[-1] < final_seq:
+            event = stream.get(timeout=10)
+            assert event is not None, seen
+            seen.append(event.seq)
+        assert seen == list(range(1, final_seq + 1))
+    done = store.get(ok.id)
+    assert done.status is S.succeeded and done.summary is not None
+    assert done.summary["steps"] == 4
+    import os
+
+    assert done.summary["pid"] != os.getpid()  # it really ran in another process
+    assert [m.value for m in store.metrics(ok.id)] == [0.0, 1.0, 2.0, 3.0]
+    failed = store.get(fail.id)
+    assert failed.status is S.failed and "probe failed on purpose" in (failed.traceback or "")
+    crashed = store.get(crash.id)
+    assert crashed.status is S.failed and "exited with code 3" in (crashed.error or "")
+    assert store.get(slow.id).status is S.cancelled
+    killed = store.get(stubborn.id)  # ignored the cancel, so it was terminated
+    assert killed.status is S.cancelled and "exited with code -15" in (killed.error or "")
+    store.close()
