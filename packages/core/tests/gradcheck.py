@@ -10,6 +10,7 @@ well-separated distinct values (max, min, max-pooling, maximum), so a perturbati
 from __future__ import annotations
 
 import numpy as np
+
 from azuraforge_core.testing import assert_grad_close, check_op, numerical_grad
 
 __all__ = [

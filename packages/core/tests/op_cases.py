@@ -11,11 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import azuraforge_core as af
 import numpy as np
 import pytest
-from azuraforge_core import Tensor
 from gradcheck import away_from_zero, distinct, positive, randn
+
+import azuraforge_core as af
+from azuraforge_core import Tensor
 
 Rng = np.random.Generator
 

@@ -6,9 +6,10 @@ import subprocess
 import sys
 import textwrap
 
-import azuraforge_core as af
 import numpy as np
 import pytest
+
+import azuraforge_core as af
 from azuraforge_core import ShapeError, Tensor, no_grad
 
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import zlib
 
-import azuraforge_core as af
 import numpy as np
 import pytest
-from azuraforge_core import Tensor, no_grad
 from gradcheck import check_op
 from op_cases import OpCase, params
+
+import azuraforge_core as af
+from azuraforge_core import Tensor, no_grad
 
 pytestmark = pytest.mark.gpu
 

@@ -6,8 +6,9 @@ import gc
 import tracemalloc
 import weakref
 
-import azuraforge_core as af
 import numpy as np
+
+import azuraforge_core as af
 from azuraforge_core import Tensor, no_grad
 
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import itertools
 
-import azuraforge_core as af
 import numpy as np
-from azuraforge_core import Tensor, no_grad
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
+
+import azuraforge_core as af
+from azuraforge_core import Tensor, no_grad
 
 
 def init_mlp(rng: np.random.Generator, sizes: list[int]) -> list[Tensor]:

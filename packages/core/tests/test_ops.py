@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import zlib
 
-import azuraforge_core as af
 import numpy as np
 import pytest
-from azuraforge_core import Tensor
 from gradcheck import check_op, distinct
 from op_cases import CASES, OpCase, conv2d_reference, params, pool2d_reference
+
+import azuraforge_core as af
+from azuraforge_core import Tensor
 
 
 @pytest.mark.parametrize("case", params())
