@@ -76,3 +76,19 @@ __all__ += [
     "Sigmoid", "Softmax", "Tanh", "init",
 ]  # fmt: skip
 # --- end layers block ---
+
+# --- time series: calendar features, seasonal profile, forecasts vs baselines ---
+from . import timeseries  # noqa: E402 - after the layers block's `__all__ +=`
+from .timeseries import (  # noqa: E402
+    SeasonalProfile,
+    calendar_features,
+    compare_forecasts,
+    describe_comparison,
+    forecast_metrics,
+)
+
+__all__ = [
+    *__all__, "SeasonalProfile", "calendar_features", "compare_forecasts",
+    "describe_comparison", "forecast_metrics", "timeseries",
+]  # fmt: skip
+# --- end time series block ---

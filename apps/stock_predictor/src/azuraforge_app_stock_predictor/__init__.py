@@ -1,0 +1,5 @@
+"""AzuraForge's stock_predictor pipeline (built on the weather app's forecasting machinery)."""
+
+from .pipeline import StockConfig, StockPredictor
+
+__all__ = ["StockConfig", "StockPredictor"]
