@@ -1,0 +1,5 @@
+"""A template AzuraForge pipeline plugin (see README.md)."""
+
+from .pipeline import MyPipeline, MyPipelineConfig
+
+__all__ = ["MyPipeline", "MyPipelineConfig"]
