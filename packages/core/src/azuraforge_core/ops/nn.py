@@ -321,14 +321,17 @@ class Conv2d(Function):
         gb = g2.sum(axis=0) if len(need) == 3 and need[2] else None
         gx = None
         if need[0]:
-            gcols = (g2 @ w.reshape(o, -1)).reshape(n, oh, ow, c, kh, kw)
-            gxp = xp.zeros(self.xshape, dtype=g.dtype)
+            # Gradient columns laid out (kh, kw, c, n, oh, ow): each kernel offset is then one
+            # contiguous block added into a (c, n, H, W) buffer, which is far faster than adding
+            # strided transposed slices.
+            w_k = w.transpose(2, 3, 1, 0).reshape(kh * kw * c, o)
+            gcols = (w_k @ g2.T).reshape(kh, kw, c, n, oh, ow)
+            gxp = xp.zeros((c, n, self.xshape[2], self.xshape[3]), dtype=g.dtype)
             hspan, wspan = sh * (oh - 1) + 1, sw * (ow - 1) + 1
             for i in range(kh):  # col2im: loop over the kernel, never over pixels
                 for j in range(kw):
-                    gxp[:, :, i : i + hspan : sh, j : j + wspan : sw] += gcols[
-                        :, :, :, :, i, j
-                    ].transpose(0, 3, 1, 2)
+                    gxp[:, :, i : i + hspan : sh, j : j + wspan : sw] += gcols[i, j]
+            gxp = gxp.transpose(1, 0, 2, 3)
             h, wd = self.xshape[2] - 2 * ph, self.xshape[3] - 2 * pw
             gx = gxp[:, :, ph : ph + h, pw : pw + wd]
         if len(need) == 3:
