@@ -263,13 +263,15 @@ def _pair2(v: int | tuple[int, int], name: str) -> tuple[int, int]:
     return a, b
 
 
-def _windows(xp: Any, x: Any, kh: int, kw: int, sh: int, sw: int, oh: int, ow: int) -> Any:
-    """A (N, C, OH, OW, kh, kw) strided view of x's sliding windows (no copy)."""
-    n, c = x.shape[:2]
-    s0, s1, s2, s3 = x.strides
-    return xp.lib.stride_tricks.as_strided(
-        x, shape=(n, c, oh, ow, kh, kw), strides=(s0, s1, s2 * sh, s3 * sw, s2, s3)
-    )
+def _offsets(kh: int, kw: int, sh: int, sw: int, oh: int, ow: int) -> list[tuple[int, int, Any]]:
+    """For each kernel offset (i, j): the index that picks, from the padded input, the input
+    pixel every output position sees at that offset. Loops over the kernel, never pixels."""
+    hspan, wspan = sh * (oh - 1) + 1, sw * (ow - 1) + 1
+    return [
+        (i, j, (slice(None), slice(None), slice(i, i + hspan, sh), slice(j, j + wspan, sw)))
+        for i in range(kh)
+        for j in range(kw)
+    ]
 
 
 def _out_size(size: int, k: int, s: int, p: int, op: str, what: str) -> int:
@@ -282,7 +284,12 @@ def _out_size(size: int, k: int, s: int, p: int, op: str, what: str) -> int:
 
 
 class Conv2d(Function):
-    """NCHW convolution by im2col: one big matrix product instead of loops over pixels."""
+    """NCHW convolution by im2col: one big matrix product instead of loops over pixels.
+
+    The column matrix is laid out (C*kh*kw, N*OH*OW) from a channel-major copy of the input, so
+    each kernel offset is one long contiguous copy. The output comes back as a (N, O, OH, OW)
+    view of channel-major memory; a following conv's channel-major copy is then nearly free.
+    """
 
     def __init__(self, stride: tuple[int, int], padding: tuple[int, int]) -> None:
         self.stride, self.padding = stride, padding
@@ -298,42 +305,36 @@ class Conv2d(Function):
         (sh, sw), (ph, pw) = self.stride, self.padding
         oh = _out_size(h, kh, sh, ph, "conv2d", "height")
         ow = _out_size(wd, kw, sw, pw, "conv2d", "width")
+        xc = x.transpose(1, 0, 2, 3)  # (C, N, H, W)
         if ph or pw:
-            x = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-        cols = _windows(xp, x, kh, kw, sh, sw, oh, ow).transpose(0, 2, 3, 1, 4, 5)
-        cols = cols.reshape(n * oh * ow, c * kh * kw)  # the one copy: im2col
-        w2 = w.reshape(o, -1)
-        out = cols @ w2.T
+            xc = xp.pad(xc, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+        cols = xp.empty((c, kh, kw, n, oh, ow), dtype=x.dtype)
+        for i, j, idx in _offsets(kh, kw, sh, sw, oh, ow):
+            cols[:, i, j] = xc[idx]
+        cols = cols.reshape(c * kh * kw, n * oh * ow)
+        out = w.reshape(o, -1) @ cols  # (O, N*OH*OW)
         if b is not None:
-            out += b
-        self.cols, self.w, self.xshape = cols, w, x.shape
-        self.geom = (n, c, oh, ow, kh, kw, sh, sw, ph, pw)
-        return out.reshape(n, oh, ow, o).transpose(0, 3, 1, 2)
+            out += b[:, None]
+        self.cols, self.w = cols, w
+        self.geom = (n, c, h, wd, oh, ow, kh, kw, sh, sw, ph, pw)
+        return out.reshape(o, n, oh, ow).transpose(1, 0, 2, 3)
 
     def backward(self, g: Any) -> Any:
         xp = backend.get_array_module(g)
-        n, c, oh, ow, kh, kw, sh, sw, ph, pw = self.geom
+        n, c, h, wd, oh, ow, kh, kw, sh, sw, ph, pw = self.geom
         w = self.w
         o = w.shape[0]
-        g2 = g.transpose(0, 2, 3, 1).reshape(-1, o)
+        g_o = g.transpose(1, 0, 2, 3).reshape(o, n * oh * ow)  # free when g is channel-major
         need = self.needs_input_grad
-        gw = (g2.T @ self.cols).reshape(w.shape) if need[1] else None
-        gb = g2.sum(axis=0) if len(need) == 3 and need[2] else None
+        gw = (g_o @ self.cols.T).reshape(w.shape) if need[1] else None
+        gb = g_o.sum(axis=1) if len(need) == 3 and need[2] else None
         gx = None
         if need[0]:
-            # Gradient columns laid out (kh, kw, c, n, oh, ow): each kernel offset is then one
-            # contiguous block added into a (c, n, H, W) buffer, which is far faster than adding
-            # strided transposed slices.
-            w_k = w.transpose(2, 3, 1, 0).reshape(kh * kw * c, o)
-            gcols = (w_k @ g2.T).reshape(kh, kw, c, n, oh, ow)
-            gxp = xp.zeros((c, n, self.xshape[2], self.xshape[3]), dtype=g.dtype)
-            hspan, wspan = sh * (oh - 1) + 1, sw * (ow - 1) + 1
-            for i in range(kh):  # col2im: loop over the kernel, never over pixels
-                for j in range(kw):
-                    gxp[:, :, i : i + hspan : sh, j : j + wspan : sw] += gcols[i, j]
-            gxp = gxp.transpose(1, 0, 2, 3)
-            h, wd = self.xshape[2] - 2 * ph, self.xshape[3] - 2 * pw
-            gx = gxp[:, :, ph : ph + h, pw : pw + wd]
+            gcols = (w.reshape(o, -1).T @ g_o).reshape(c, kh, kw, n, oh, ow)
+            gxc = xp.zeros((c, n, h + 2 * ph, wd + 2 * pw), dtype=g.dtype)
+            for i, j, idx in _offsets(kh, kw, sh, sw, oh, ow):  # col2im
+                gxc[idx] += gcols[:, i, j]
+            gx = gxc[:, :, ph : ph + h, pw : pw + wd].transpose(1, 0, 2, 3)
         if len(need) == 3:
             return gx, gw, gb
         return gx, gw
@@ -364,29 +365,37 @@ def conv2d(
 
 
 class MaxPool2d(Function):
+    """Max over each window, computed as a running maximum over the kernel's strided slices
+    (no copy of the windows); ties go to the first offset, as in PyTorch."""
+
     def __init__(self, k: tuple[int, int], s: tuple[int, int]) -> None:
         self.k, self.s = k, s
 
     def forward(self, x: Any) -> Any:
         xp = backend.get_array_module(x)
-        n, c, h, w = x.shape
+        h, w = x.shape[2:]
         (kh, kw), (sh, sw) = self.k, self.s
         oh = _out_size(h, kh, sh, 0, "max_pool2d", "height")
         ow = _out_size(w, kw, sw, 0, "max_pool2d", "width")
-        win = _windows(xp, x, kh, kw, sh, sw, oh, ow).reshape(n, c, oh, ow, kh * kw)
-        arg = win.argmax(axis=-1)
-        self.arg, self.xshape, self.geom, self.dtype = arg, x.shape, (oh, ow), x.dtype
-        return xp.take_along_axis(win, arg[..., None], axis=-1)[..., 0]
+        offsets = _offsets(kh, kw, sh, sw, oh, ow)
+        best = x[offsets[0][2]].copy()
+        arg = xp.zeros(best.shape, dtype=np.uint8 if kh * kw < 256 else np.int32)
+        better = xp.empty(best.shape, dtype=bool)
+        for k, (_, _, idx) in enumerate(offsets[1:], start=1):
+            window = x[idx]
+            xp.greater(window, best, out=better)
+            xp.copyto(best, window, where=better)
+            xp.copyto(arg, k, where=better)
+        self.arg, self.x, self.geom = arg, x, (oh, ow)
+        return best
 
     def backward(self, g: Any) -> Any:
         xp = backend.get_array_module(g)
         (kh, kw), (sh, sw) = self.k, self.s
         oh, ow = self.geom
-        gx = xp.zeros(self.xshape, dtype=self.dtype)
-        hspan, wspan = sh * (oh - 1) + 1, sw * (ow - 1) + 1
-        for idx in range(kh * kw):  # route each output's gradient to the window's argmax
-            i, j = divmod(idx, kw)
-            gx[:, :, i : i + hspan : sh, j : j + wspan : sw] += g * (self.arg == idx)
+        gx = xp.zeros_like(self.x)  # same memory layout as the input
+        for k, (_, _, idx) in enumerate(_offsets(kh, kw, sh, sw, oh, ow)):
+            gx[idx] += xp.where(self.arg == k, g, 0)
         return gx
 
 
@@ -395,24 +404,26 @@ class AvgPool2d(Function):
         self.k, self.s = k, s
 
     def forward(self, x: Any) -> Any:
-        xp = backend.get_array_module(x)
         h, w = x.shape[2:]
         (kh, kw), (sh, sw) = self.k, self.s
         oh = _out_size(h, kh, sh, 0, "avg_pool2d", "height")
         ow = _out_size(w, kw, sw, 0, "avg_pool2d", "width")
-        self.xshape, self.geom, self.dtype = x.shape, (oh, ow), x.dtype
-        return _windows(xp, x, kh, kw, sh, sw, oh, ow).mean(axis=(4, 5))
+        offsets = _offsets(kh, kw, sh, sw, oh, ow)
+        total = x[offsets[0][2]].copy()
+        for _, _, idx in offsets[1:]:
+            total += x[idx]
+        total *= x.dtype.type(1.0 / (kh * kw))
+        self.x, self.geom = x, (oh, ow)
+        return total
 
     def backward(self, g: Any) -> Any:
         xp = backend.get_array_module(g)
         (kh, kw), (sh, sw) = self.k, self.s
         oh, ow = self.geom
-        gx = xp.zeros(self.xshape, dtype=self.dtype)
+        gx = xp.zeros_like(self.x)
         share = g / (kh * kw)
-        hspan, wspan = sh * (oh - 1) + 1, sw * (ow - 1) + 1
-        for i in range(kh):
-            for j in range(kw):
-                gx[:, :, i : i + hspan : sh, j : j + wspan : sw] += share
+        for _, _, idx in _offsets(kh, kw, sh, sw, oh, ow):
+            gx[idx] += share
         return gx
 
 
