@@ -1,0 +1,92 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { fakeFetch } from '../test/fixtures'
+import { api, ApiError, experimentQueryParams, normaliseFieldPath, normaliseMetrics, parseErrorBody } from './client'
+
+const realFetch = globalThis.fetch
+afterEach(() => {
+  globalThis.fetch = realFetch
+})
+
+describe('errors', () => {
+  it("reads the API's error shape with field paths relative to the config", () => {
+    const err = parseErrorBody(
+      422,
+      {
+        error: {
+          code: 'invalid_config',
+          message: "invalid config for pipeline 'image_classifier': epochs: too small",
+          fields: [
+            { path: 'config.epochs', message: 'Input should be greater than or equal to 1' },
+            { path: 'config', message: 'Value error, data_path is required' },
+            { path: 'name', message: 'String should have at least 1 character' },
+          ],
+        },
+      },
+      'fallback',
+    )
+    expect(err.status).toBe(422)
+    expect(err.message).toBe("invalid config for pipeline 'image_classifier': epochs: too small")
+    expect(err.fieldErrors).toEqual([
+      { path: 'epochs', message: 'Input should be greater than or equal to 1' },
+      { path: '', message: 'Value error, data_path is required' },
+      { path: 'name', message: 'String should have at least 1 character' },
+    ])
+  })
+
+  it("reads FastAPI's default shape too", () => {
+    const err = parseErrorBody(422, { detail: [{ loc: ['body', 'config', 'lr'], msg: 'bad' }] }, 'fallback')
+    expect(err.fieldErrors).toEqual([{ path: 'lr', message: 'bad' }])
+    expect(err.message).toBe('lr: bad')
+    expect(normaliseFieldPath('body.config.optimizer.lr')).toBe('optimizer.lr')
+    expect(normaliseFieldPath(['query', 'limit'])).toBe('limit')
+  })
+
+  it('says the API is unreachable when fetch fails', async () => {
+    globalThis.fetch = (async () => {
+      throw new TypeError('Failed to fetch')
+    }) as typeof fetch
+    const err = await api.pipelines().catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(ApiError)
+    expect((err as ApiError).unreachable).toBe(true)
+    expect((err as ApiError).message).toBe('Cannot reach the AzuraForge API. Is the server running (`azuraforge up`)?')
+  })
+})
+
+describe('responses', () => {
+  it('turns the metrics answer into sorted series', () => {
+    expect(
+      normaliseMetrics({
+        experiment_id: 'e',
+        max_points: 1000,
+        series: [
+          { name: 'loss', steps: [1, 2, 3], values: [3, null, 1], epochs: [1, 2, 3], total_points: 3, downsampled: false },
+          { name: 'acc', steps: [2, 1], values: [0.9, 0.5], epochs: [2, 1], total_points: 2, downsampled: false },
+        ],
+      }),
+    ).toEqual([
+      { name: 'loss', steps: [1, 2, 3], values: [3, null, 1], xKind: 'epoch' },
+      { name: 'acc', steps: [1, 2], values: [0.5, 0.9], xKind: 'epoch' },
+    ])
+    expect(normaliseMetrics({ metrics: { loss: [{ step: 1, value: 2 }] } })).toEqual([{ name: 'loss', steps: [1], values: [2] }])
+  })
+
+  it('builds the list query the API reads', () => {
+    expect(
+      experimentQueryParams({ pipeline: 'image_classifier', status: ['running', 'queued'], tags: ['a'], search: ' digits ', sort: 'name', descending: false, limit: 50, offset: 100 }),
+    ).toEqual({ pipeline_id: 'image_classifier', status: ['running', 'queued'], tag: ['a'], q: 'digits', sort: 'name', order: 'asc', limit: 50, offset: 100, with_total: true })
+  })
+
+  it('sends the list request with repeated parameters', async () => {
+    const calls = fakeFetch(() => ({ body: { items: [], next_cursor: null, total: 0, limit: 50 } }))
+    const page = await api.experiments({ status: ['running', 'queued'], tags: ['x y'], limit: 50, offset: 0 })
+    expect(calls[0].url).toBe('/api/v1/experiments?status=running&status=queued&tag=x+y&limit=50&offset=0&with_total=true')
+    expect(page).toEqual({ items: [], total: 0, next_cursor: null, offset: 0, limit: 50 })
+  })
+
+  it('re-runs with only the changes the rerun route accepts', async () => {
+    const calls = fakeFetch(() => ({ status: 201, body: { id: 'new', name: 'n', pipeline_id: 'p', status: 'queued', tags: [], config: {}, created_at: 'x' } }))
+    const created = await api.rerun('old', { pipeline_id: 'p', config: { epochs: 2 }, name: 'n', tags: ['t'] })
+    expect(calls[0]).toEqual({ method: 'POST', url: '/api/v1/experiments/old/rerun', body: { config: { epochs: 2 }, name: 'n', tags: ['t'] } })
+    expect(created.id).toBe('new')
+  })
+})

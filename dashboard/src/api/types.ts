@@ -1,0 +1,168 @@
+// Shapes of the AzuraForge HTTP API (/api/v1) as the dashboard uses them.
+
+export type ExperimentStatus =
+  | 'queued'
+  | 'running'
+  | 'succeeded'
+  | 'failed'
+  | 'cancelled'
+  | 'cancelling'
+  | 'lost'
+
+export const STATUSES: ExperimentStatus[] = [
+  'queued',
+  'running',
+  'cancelling',
+  'succeeded',
+  'failed',
+  'cancelled',
+  'lost',
+]
+
+export const TERMINAL_STATUSES: ReadonlySet<string> = new Set(['succeeded', 'failed', 'cancelled'])
+
+export function isTerminal(status: string | undefined | null): boolean {
+  return status != null && TERMINAL_STATUSES.has(status)
+}
+
+/** A JSON Schema node as pydantic v2 writes it (the subset the form generator reads). */
+export interface JsonSchema {
+  type?: string | string[]
+  title?: string
+  description?: string
+  default?: unknown
+  enum?: unknown[]
+  const?: unknown
+  minimum?: number
+  maximum?: number
+  exclusiveMinimum?: number
+  exclusiveMaximum?: number
+  multipleOf?: number
+  minLength?: number
+  maxLength?: number
+  minItems?: number
+  maxItems?: number
+  pattern?: string
+  format?: string
+  items?: JsonSchema
+  properties?: Record<string, JsonSchema>
+  required?: string[]
+  additionalProperties?: boolean | JsonSchema
+  $ref?: string
+  $defs?: Record<string, JsonSchema>
+  definitions?: Record<string, JsonSchema>
+  allOf?: JsonSchema[]
+  anyOf?: JsonSchema[]
+  oneOf?: JsonSchema[]
+  [key: string]: unknown
+}
+
+export interface PipelineSummary {
+  id: string
+  name: string
+  description: string
+  version: string | null
+  installed: boolean
+  official?: boolean
+  category?: string | null
+  package?: string | null
+}
+
+export interface PipelineDetail extends PipelineSummary {
+  config_schema: JsonSchema
+  default_config: Record<string, unknown>
+}
+
+export interface Experiment {
+  id: string
+  name: string
+  pipeline_id: string
+  pipeline_version?: string | null
+  config: Record<string, unknown>
+  status: ExperimentStatus
+  created_at: string
+  updated_at?: string | null
+  started_at?: string | null
+  finished_at?: string | null
+  error?: string | null
+  traceback?: string | null
+  summary?: Record<string, unknown> | null
+  parent_id?: string | null
+  tags: string[]
+  last_event_seq?: number
+  attempts?: number
+  max_attempts?: number
+  worker?: string | null
+  /** Latest progress when the API includes it in the record. */
+  progress?: Progress | null
+}
+
+export interface ExperimentPage {
+  items: Experiment[]
+  total: number | null
+  next_cursor: string | null
+  offset: number | null
+  limit: number
+}
+
+export interface Progress {
+  epoch?: number | null
+  total_epochs?: number | null
+  step?: number | null
+  total_steps?: number | null
+}
+
+/** One metric's history: x (step or epoch) and values (null where NaN/inf was reported). */
+export interface MetricSeries {
+  name: string
+  steps: number[]
+  values: (number | null)[]
+  /** What x counts: epochs (metrics reported per epoch) or steps; unknown when absent. */
+  xKind?: 'epoch' | 'step'
+}
+
+export interface EventMessage {
+  experiment_id?: string
+  seq: number
+  type: string
+  payload: Record<string, unknown>
+  time?: string
+}
+
+export interface Artifact {
+  path: string
+  size: number
+  kind: string
+  created_at?: string
+}
+
+export interface LogLine {
+  id?: number
+  time?: string
+  level: string
+  message: string
+}
+
+export interface FieldError {
+  /** Dotted path inside the config, e.g. "epochs" or "optimizer.lr"; "" for the whole form. */
+  path: string
+  message: string
+}
+
+export interface ModelInfo {
+  name: string
+  version?: number | string | null
+  pipeline_id?: string | null
+  pipeline_version?: string | null
+  artifact_path?: string | null
+  experiment_id?: string | null
+  created_at?: string | null
+  metrics?: Record<string, unknown> | null
+  description?: string | null
+  [key: string]: unknown
+}
+
+export interface HealthInfo {
+  status?: string
+  [key: string]: unknown
+}

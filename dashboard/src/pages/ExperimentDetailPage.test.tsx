@@ -1,0 +1,112 @@
+import { act, render, screen, waitFor } from '@testing-library/react'
+import { MemoryRouter, Route, Routes } from 'react-router'
+import { afterEach, describe, expect, it } from 'vitest'
+import type { SocketLike } from '../api/socket'
+import { fakeFetch, type FakeCall } from '../test/fixtures'
+import { ExperimentDetailPage } from './ExperimentDetailPage'
+
+const realFetch = globalThis.fetch
+afterEach(() => {
+  globalThis.fetch = realFetch
+})
+
+class FakeSocket implements SocketLike {
+  onopen: ((ev: Event) => unknown) | null = null
+  onmessage: ((ev: MessageEvent) => unknown) | null = null
+  onclose: ((ev: CloseEvent) => unknown) | null = null
+  onerror: ((ev: Event) => unknown) | null = null
+  constructor(readonly url: string) {}
+  send(obj: unknown) {
+    act(() => {
+      this.onmessage?.({ data: JSON.stringify(obj) } as MessageEvent)
+    })
+  }
+  close() {}
+}
+
+const base = {
+  id: 'e1',
+  name: 'digits quick',
+  pipeline_id: 'image_classifier',
+  pipeline_version: '0.1.0',
+  tags: ['smoke'],
+  created_at: '2026-11-27T10:00:00Z',
+  updated_at: '2026-11-27T10:00:00Z',
+  started_at: new Date(Date.now() - 10_000).toISOString(),
+  finished_at: null,
+  attempts: 1,
+  max_attempts: 1,
+  error: null,
+  summary: null,
+  parent_id: null,
+  config: { epochs: 4, dataset: 'digits_8x8' },
+  heartbeat_at: null,
+  worker: 'w',
+  traceback: null,
+}
+
+describe('experiment detail', () => {
+  it('shows history, then grows live over the socket, then the final results', async () => {
+    let finished = false
+    const calls = fakeFetch(({ url }: FakeCall) => {
+      if (url === '/api/v1/experiments/e1')
+        return {
+          body: finished
+            ? { ...base, status: 'succeeded', last_event_seq: 30, summary: { accuracy: 0.91, baselines: { majority_class: 0.1, logistic_regression: 0.95 } } }
+            : { ...base, status: 'running', last_event_seq: 20 },
+        }
+      if (url.startsWith('/api/v1/experiments/e1/metrics'))
+        return {
+          body: {
+            series: finished
+              ? [{ name: 'loss', steps: [1, 2, 3, 4], values: [2, 1.5, 1, 0.8] }, { name: 'val_loss', steps: [1, 2, 3, 4], values: [2.2, 1.7, 1.2, 1] }]
+              : [{ name: 'loss', steps: [1, 2], values: [2, 1.5] }, { name: 'val_loss', steps: [1, 2], values: [2.2, 1.7] }],
+          },
+        }
+      if (url.startsWith('/api/v1/experiments/e1/logs')) return { body: { items: [{ id: 1, time: 't', level: 'info', message: 'epoch 2/4: loss 1.5' }], next_after_id: 1 } }
+      if (url.startsWith('/api/v1/experiments/e1/artifacts')) return { body: { items: [] } }
+      return undefined
+    })
+    const sockets: FakeSocket[] = []
+    const factory = (url: string) => {
+      const s = new FakeSocket(url)
+      sockets.push(s)
+      return s
+    }
+    render(
+      <MemoryRouter initialEntries={['/experiments/e1']}>
+        <Routes>
+          <Route path="/experiments/:experimentId" element={<ExperimentDetailPage socketFactory={factory} />} />
+        </Routes>
+      </MemoryRouter>,
+    )
+    expect(await screen.findByTestId('experiment-status')).toHaveTextContent(/^running$/)
+    await waitFor(() => expect(screen.getByTestId('loss-chart')).toHaveAttribute('data-points', '2'))
+    expect(screen.getByTestId('loss-chart')).toHaveAttribute('data-series', '2')
+    await waitFor(() => expect(sockets).toHaveLength(1))
+    expect(sockets[0].url).toBe('ws://localhost:3000/api/v1/experiments/e1/events?after=20')
+
+    const ws = sockets[0]
+    ws.send({ seq: 21, type: 'progress', payload: { epoch: 3, total_epochs: 4, step: 5, total_steps: 10 } })
+    expect(screen.getByTestId('progress-text')).toHaveTextContent(/^62\.5%$/)
+    expect(screen.getByTestId('progress-bar')).toHaveAttribute('data-value', '62.5')
+    expect(screen.getByTestId('eta')).toHaveTextContent(/^ETA \ds$/)
+    ws.send({ seq: 22, type: 'metrics', payload: { step: null, epoch: 3, values: { loss: 1, val_loss: 1.2 } } })
+    await waitFor(() => expect(screen.getByTestId('loss-chart')).toHaveAttribute('data-points', '3'))
+    ws.send({ seq: 22, type: 'metrics', payload: { step: null, epoch: 9, values: { loss: 9 } } }) // duplicate seq
+    ws.send({ seq: 23, type: 'log', payload: { level: 'info', message: 'epoch 3/4: loss 1.0' } })
+    expect(screen.getByTestId('logs')).toHaveTextContent(/epoch 2\/4: loss 1\.5.*epoch 3\/4: loss 1\.0$/)
+    ws.send({ seq: 24, type: 'confusion_matrix', payload: { labels: ['a', 'b'], matrix: [[3, 1], [0, 4]] } })
+    expect(screen.getByTestId('confusion-accuracy')).toHaveTextContent(/^87\.5%$/)
+    ws.send({ seq: 25, type: 'metrics', payload: { step: null, epoch: 4, values: { loss: 0.8, val_loss: 1 } } })
+    await waitFor(() => expect(screen.getByTestId('loss-chart')).toHaveAttribute('data-points', '4'))
+
+    finished = true
+    ws.send({ seq: 30, type: 'status', payload: { status: 'succeeded', error: null } })
+    await waitFor(() => expect(screen.getByTestId('summary-accuracy')).toHaveTextContent(/^accuracy0\.91$/))
+    expect(screen.getByTestId('experiment-status')).toHaveTextContent(/^succeeded$/)
+    expect(screen.getByTestId('baselines-table')).toHaveTextContent(/model0\.91.*logistic_regression0\.95/)
+    expect(screen.getByTestId('loss-chart')).toHaveAttribute('data-points', '4')
+    expect(calls.filter((c) => c.url === '/api/v1/experiments/e1')).toHaveLength(2)
+  })
+})

@@ -1,0 +1,266 @@
+import { useEffect, useMemo, useState } from 'react'
+import { Link, useNavigate, useSearchParams } from 'react-router'
+import { api } from '../api/client'
+import { STATUSES, type ExperimentPage } from '../api/types'
+import { ErrorBanner, StatusBadge } from '../components/common'
+import { formatDate } from '../lib/format'
+import {
+  filtersFromParams,
+  filtersToParams,
+  PAGE_SIZES,
+  pageCount,
+  parseTags,
+  toggleSort,
+  toQuery,
+  type ExperimentFilters,
+  type SortField,
+} from '../lib/filters'
+import { useAsync, useInterval } from '../lib/hooks'
+
+const POLL_MS = 2000
+
+export function ExperimentsPage() {
+  const [params, setParams] = useSearchParams()
+  const navigate = useNavigate()
+  const filters = useMemo(() => filtersFromParams(params), [params])
+  const setFilters = (f: ExperimentFilters) => setParams(filtersToParams(f), { replace: true })
+  const key = params.toString()
+  const [page, setPage] = useState<ExperimentPage | null>(null)
+  const [selected, setSelected] = useState<Set<string>>(new Set())
+  const [searchText, setSearchText] = useState(filters.search)
+  const [tagText, setTagText] = useState(filters.tags.join(', '))
+  const [actionError, setActionError] = useState<unknown>(null)
+  const pipelines = useAsync((signal) => api.pipelines(signal), [])
+  const list = useAsync((signal) => api.experiments(toQuery(filters), signal), [key])
+
+  useEffect(() => {
+    document.title = 'Experiments · AzuraForge'
+  }, [])
+  useEffect(() => {
+    if (list.data) setPage(list.data)
+  }, [list.data])
+  // Live status: refresh the current page quietly while it shows anything not finished, and
+  // every few polls otherwise (new experiments from elsewhere).
+  const [ticks, setTicks] = useState(0)
+  const active = page?.items.some((e) => !['succeeded', 'failed', 'cancelled'].includes(e.status)) ?? false
+  useInterval(() => {
+    setTicks((t) => t + 1)
+    if (active || ticks % 3 === 0) list.reload()
+  }, POLL_MS)
+
+  // Debounce the search box into the URL.
+  useEffect(() => {
+    if (searchText === filters.search) return
+    const id = setTimeout(() => setFilters({ ...filters, search: searchText, page: 1 }), 300)
+    return () => clearTimeout(id)
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [searchText])
+
+  const items = page?.items ?? []
+  const pages = pageCount(page?.total ?? null, filters.pageSize)
+  const toggle = (id: string) =>
+    setSelected((old) => {
+      const next = new Set(old)
+      if (next.has(id)) next.delete(id)
+      else next.add(id)
+      return next
+    })
+  const allOnPage = items.length > 0 && items.every((e) => selected.has(e.id))
+  const sortHeader = (field: SortField, label: string) => {
+    const activeSort = filters.sort === field
+    return (
+      <th scope="col" aria-sort={activeSort ? (filters.descending ? 'descending' : 'ascending') : 'none'}>
+        <button type="button" className="th-sort" onClick={() => setFilters(toggleSort(filters, field))} data-testid={`sort-${field}`}>
+          {label}
+          <span aria-hidden="true">{activeSort ? (filters.descending ? ' ▼' : ' ▲') : ''}</span>
+        </button>
+      </th>
+    )
+  }
+
+  async function deleteSelected() {
+    const ids = [...selected]
+    if (!ids.length || !window.confirm(`Delete ${ids.length} experiment(s) and their artifacts?`)) return
+    setActionError(null)
+    for (const id of ids) {
+      try {
+        await api.deleteExperiment(id)
+      } catch (err) {
+        setActionError(err)
+      }
+    }
+    setSelected(new Set())
+    list.reload()
+  }
+
+  return (
+    <div className="page">
+      <div className="page-head">
+        <h1>Experiments</h1>
+        <Link className="btn btn-primary" to="/pipelines">
+          New experiment
+        </Link>
+      </div>
+      <div className="card filters" role="search">
+        <div className="field">
+          <label htmlFor="f-search">Search</label>
+          <input id="f-search" type="search" data-testid="filter-search" placeholder="name or id" value={searchText} onChange={(e) => setSearchText(e.target.value)} />
+        </div>
+        <div className="field">
+          <label htmlFor="f-pipeline">Pipeline</label>
+          <select id="f-pipeline" data-testid="filter-pipeline" value={filters.pipeline} onChange={(e) => setFilters({ ...filters, pipeline: e.target.value, page: 1 })}>
+            <option value="">all</option>
+            {(pipelines.data ?? []).map((p) => (
+              <option key={p.id} value={p.id}>
+                {p.name}
+              </option>
+            ))}
+          </select>
+        </div>
+        <div className="field">
+          <label htmlFor="f-status">Status</label>
+          <select id="f-status" data-testid="filter-status" value={filters.status[0] ?? ''} onChange={(e) => setFilters({ ...filters, status: e.target.value ? [e.target.value] : [], page: 1 })}>
+            <option value="">any</option>
+            {STATUSES.map((s) => (
+              <option key={s} value={s}>
+                {s}
+              </option>
+            ))}
+          </select>
+        </div>
+        <div className="field">
+          <label htmlFor="f-tags">Tags</label>
+          <input
+            id="f-tags"
+            type="text"
+            data-testid="filter-tags"
+            placeholder="all of: a, b"
+            value={tagText}
+            onChange={(e) => setTagText(e.target.value)}
+            onBlur={() => setFilters({ ...filters, tags: parseTags(tagText), page: 1 })}
+            onKeyDown={(e) => {
+              if (e.key === 'Enter') setFilters({ ...filters, tags: parseTags(tagText), page: 1 })
+            }}
+          />
+        </div>
+      </div>
+
+      <div className="toolbar">
+        <span className="muted" data-testid="result-count">
+          {page?.total != null
+            ? `${page.total.toLocaleString('en-US')} experiment${page.total === 1 ? '' : 's'}`
+            : `${items.length} shown`}
+        </span>
+        <span className="muted">{selected.size ? `${selected.size} selected` : ''}</span>
+        <button
+          type="button"
+          className="btn"
+          data-testid="compare-selected"
+          disabled={selected.size < 2 || selected.size > 8}
+          title="select 2 to 8 experiments"
+          onClick={() => navigate(`/compare?ids=${[...selected].map(encodeURIComponent).join(',')}`)}
+        >
+          Compare ({selected.size})
+        </button>
+        <button type="button" className="btn btn-danger" data-testid="delete-selected" disabled={!selected.size} onClick={deleteSelected}>
+          Delete
+        </button>
+        {selected.size > 0 && (
+          <button type="button" className="btn btn-link" onClick={() => setSelected(new Set())}>
+            Clear selection
+          </button>
+        )}
+      </div>
+      <ErrorBanner error={list.error ?? actionError} onRetry={list.reload} />
+
+      <div className="table-scroll card">
+        <table className="table" data-testid="experiments-table">
+          <thead>
+            <tr>
+              <th scope="col" className="col-check">
+                <input
+                  type="checkbox"
+                  aria-label="select all on this page"
+                  checked={allOnPage}
+                  onChange={() =>
+                    setSelected((old) => {
+                      const next = new Set(old)
+                      items.forEach((e) => (allOnPage ? next.delete(e.id) : next.add(e.id)))
+                      return next
+                    })
+                  }
+                />
+              </th>
+              {sortHeader('name', 'Name')}
+              {sortHeader('pipeline_id', 'Pipeline')}
+              {sortHeader('status', 'Status')}
+              <th scope="col">Tags</th>
+              {sortHeader('created_at', 'Created')}
+            </tr>
+          </thead>
+          <tbody>
+            {items.map((e) => (
+              <tr key={e.id} data-testid={`row-${e.id}`} className={selected.has(e.id) ? 'selected' : ''}>
+                <td className="col-check">
+                  <input type="checkbox" aria-label={`select ${e.name}`} checked={selected.has(e.id)} onChange={() => toggle(e.id)} data-testid={`select-${e.id}`} />
+                </td>
+                <td>
+                  <Link to={`/experiments/${encodeURIComponent(e.id)}`} data-testid={`link-${e.id}`}>
+                    {e.name}
+                  </Link>
+                  <div className="muted small mono">{e.id}</div>
+                </td>
+                <td>{e.pipeline_id}</td>
+                <td>
+                  <StatusBadge status={e.status} testId={`status-${e.id}`} />
+                </td>
+                <td>
+                  {e.tags.map((t) => (
+                    <button key={t} type="button" className="chip chip-button" onClick={() => { setTagText(t); setFilters({ ...filters, tags: [t], page: 1 }) }}>
+                      {t}
+                    </button>
+                  ))}
+                </td>
+                <td className="nowrap">{formatDate(e.created_at)}</td>
+              </tr>
+            ))}
+            {page && items.length === 0 && (
+              <tr>
+                <td colSpan={6} className="empty" data-testid="empty">
+                  No experiments match. <Link to="/pipelines">Launch one</Link>.
+                </td>
+              </tr>
+            )}
+          </tbody>
+        </table>
+      </div>
+
+      <div className="pager" aria-label="pagination">
+        <button type="button" className="btn" disabled={filters.page <= 1} onClick={() => setFilters({ ...filters, page: filters.page - 1 })} data-testid="prev-page">
+          ← Previous
+        </button>
+        <span data-testid="page-info">
+          Page {filters.page}
+          {pages ? ` of ${pages}` : ''}
+        </span>
+        <button
+          type="button"
+          className="btn"
+          disabled={pages ? filters.page >= pages : items.length < filters.pageSize}
+          onClick={() => setFilters({ ...filters, page: filters.page + 1 })}
+          data-testid="next-page"
+        >
+          Next →
+        </button>
+        <label className="muted small">
+          Rows{' '}
+          <select value={filters.pageSize} onChange={(e) => setFilters({ ...filters, pageSize: Number(e.target.value), page: 1 })}>
+            {PAGE_SIZES.map((n) => (
+              <option key={n}>{n}</option>
+            ))}
+          </select>
+        </label>
+      </div>
+    </div>
+  )
+}

@@ -1,0 +1,47 @@
+import { useEffect } from 'react'
+import { Link } from 'react-router'
+import { api } from '../api/client'
+import { ErrorBanner, Spinner } from '../components/common'
+import { useAsync } from '../lib/hooks'
+
+export function PipelinesPage() {
+  const { data, error, reload } = useAsync((signal) => api.pipelines(signal), [])
+  useEffect(() => {
+    document.title = 'Pipelines · AzuraForge'
+  }, [])
+  return (
+    <div className="page">
+      <h1>Pipelines</h1>
+      <p className="lead">Pick an application, tune its settings and start a training run.</p>
+      <ErrorBanner error={error} onRetry={reload} />
+      {!data && !error && <Spinner />}
+      {data && data.length === 0 && <p className="muted">No pipelines are known to the server.</p>}
+      <div className="cards" data-testid="pipeline-cards">
+        {data?.map((p) => (
+          <article key={p.id} className={`card pipeline-card ${p.installed ? '' : 'not-installed'}`} data-testid={`pipeline-${p.id}`}>
+            <header>
+              <h2>{p.name}</h2>
+              <div className="chips">
+                {p.category && <span className="chip">{p.category}</span>}
+                <span className={`chip ${p.installed ? 'chip-ok' : 'chip-warn'}`} data-testid={`installed-${p.id}`}>
+                  {p.installed ? `installed${p.version ? ` · v${p.version}` : ''}` : 'not installed'}
+                </span>
+              </div>
+            </header>
+            <p>{p.description}</p>
+            <footer>
+              <code className="muted small">{p.id}</code>
+              {p.installed ? (
+                <Link className="btn btn-primary" to={`/pipelines/${encodeURIComponent(p.id)}`} data-testid={`launch-${p.id}`}>
+                  Configure &amp; launch
+                </Link>
+              ) : (
+                <span className="muted small">{p.package ? `pip install ${p.package}` : 'not installed'}</span>
+              )}
+            </footer>
+          </article>
+        ))}
+      </div>
+    </div>
+  )
+}
