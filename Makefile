@@ -7,26 +7,47 @@ UV := python3 -m uv
 endif
 RUN := $(UV) run --locked
 SYNCED := .venv/.synced
+NPM_DEPS := dashboard/node_modules/.installed
+DASHBOARD_BUILD := dashboard/dist/index.html
+DASHBOARD_SRC := $(shell find dashboard/src dashboard/index.html dashboard/vite.config.ts -type f 2>/dev/null)
 
-.PHONY: setup run test test-all test-gpu lint format typecheck bench clean
+.PHONY: setup run test test-python test-dashboard test-e2e test-gpu lint format typecheck bench clean
 
 # Install uv when missing, then the whole workspace from the lock file.
-$(SYNCED): pyproject.toml uv.lock packages/*/pyproject.toml
+$(SYNCED): pyproject.toml uv.lock packages/*/pyproject.toml apps/*/pyproject.toml
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv \
 		|| python3 -m pip install --quiet --user --break-system-packages uv
 	$(UV) sync --locked --all-packages --inexact
 	@touch $@
 
-setup: $(SYNCED)
+$(NPM_DEPS): dashboard/package.json dashboard/package-lock.json
+	cd dashboard && npm ci --no-audit --no-fund
+	@touch $@
 
+$(DASHBOARD_BUILD): $(NPM_DEPS) $(DASHBOARD_SRC)
+	cd dashboard && npm run build
+
+setup: $(SYNCED) $(DASHBOARD_BUILD)
+
+# The whole platform on this machine: API, embedded workers and the dashboard, no services needed.
 run: setup
-	$(RUN) python examples/digits_mlp.py
+	$(RUN) azuraforge up
 
 # The suite CI runs: unit + integration (real Redis/PostgreSQL) + slow proofs; GPU tests run
 # only where CuPy and a GPU exist (`make test-gpu`).
-test: setup
+test: test-python test-dashboard test-e2e
+
+test-python: setup
 	$(RUN) lint-imports
 	$(RUN) pytest -m "not gpu" -n 2 --dist loadgroup
+
+test-dashboard: setup
+	cd dashboard && npm test
+
+# Real-browser tests against a real `azuraforge up`; Debian's Chromium is installed when missing.
+test-e2e: setup
+	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+	cd dashboard && npx playwright test
 
 test-gpu: setup
 	$(RUN) pytest -m gpu

@@ -110,3 +110,11 @@ def test_broken_plugin_is_reported_and_skipped(plugin: dict[str, str]) -> None:
     assert errors[plugin["broken"]].distribution == plugin["dist"]
     # the good plugin of the same distribution still loads
     assert plugin["good"] in registry.ids()
+
+
+def test_discover_only_imports_the_named_pipelines(plugin: dict[str, str]) -> None:
+    registry = discover(only=[plugin["good"]])
+    assert registry.ids() == [plugin["good"]]
+    assert registry.errors == []  # the broken plugin was never imported
+    assert discover(only=[plugin["broken"]]).errors[0].name == plugin["broken"]
+    assert len(discover(only=["no_such_id"])) == 0

@@ -151,20 +151,91 @@ class Probe(Pipeline):
 """
 
 
+FIT_SOURCE = """
+import os
+import time
+
+import numpy as np
+from pydantic import Field
+
+from azuraforge_pipeline import Pipeline, PipelineConfig
+
+
+class Fit(Pipeline):
+    id = "{fit_id}"
+    name = "Numpy fit"
+    description = "really trains: linear regression by minibatch gradient descent in numpy"
+    version = "0.0.2"
+
+    class Config(PipelineConfig):
+        epochs: int = Field(4, ge=1, le=10_000, description="passes over the data")
+        steps_per_epoch: int = Field(10, ge=1, description="minibatches per epoch")
+        batch_size: int = Field(32, ge=1, le=4096)
+        lr: float = Field(0.05, gt=0, description="learning rate")
+        features: int = Field(8, ge=1, le=1000)
+        step_sleep: float = Field(0.0, ge=0, description="seconds to wait after each step")
+        mode: str = Field("ok", pattern="^(ok|nan_metric|ignore_cancel)$")
+
+    def run(self, config, context):
+        data = np.random.default_rng(1234)  # the same data on every attempt
+        n = config.steps_per_epoch * config.batch_size
+        X = data.normal(size=(n, config.features))
+        true_w = data.normal(size=config.features)
+        y = X @ true_w + 0.5 + 0.01 * data.normal(size=n)
+        checkpoint = context.load_checkpoint()
+        if checkpoint is None:
+            w, b, start = np.zeros(config.features), 0.0, 1
+        else:
+            w, b = checkpoint.arrays["w"], float(checkpoint.arrays["b"])
+            start = checkpoint.meta["epoch"] + 1
+            context.log(f"attempt {{context.attempt}} resumes after epoch {{start - 1}}")
+        loss = float(np.mean((X @ w + b - y) ** 2))
+        for epoch in range(start, config.epochs + 1):
+            order = np.random.default_rng(epoch).permutation(n)
+            for step in range(config.steps_per_epoch):
+                if config.mode != "ignore_cancel":
+                    context.check_cancelled()
+                idx = order[step * config.batch_size : (step + 1) * config.batch_size]
+                err = X[idx] @ w + b - y[idx]
+                w = w - config.lr * 2 * X[idx].T @ err / len(idx)
+                b = b - config.lr * 2 * float(err.mean())
+                context.progress(
+                    epoch=epoch, total_epochs=config.epochs,
+                    step=step + 1, total_steps=config.steps_per_epoch,
+                )
+                if config.step_sleep:
+                    time.sleep(config.step_sleep)
+            loss = float(np.mean((X @ w + b - y) ** 2))
+            if config.mode == "nan_metric" and epoch == 2:
+                loss = float("nan")
+            context.log_metrics({{"loss": loss}}, epoch=epoch)
+            context.log(f"epoch {{epoch}} loss {{loss:.6f}} pid {{os.getpid()}}")
+            context.save_checkpoint({{"w": w, "b": np.array(b)}}, {{"epoch": epoch}})
+        return {{
+            "loss": loss,
+            "pid": os.getpid(),
+            "w_error": float(np.abs(w - true_w).max()),
+        }}
+"""
+
+
 @pytest.fixture(scope="session")
-def probe_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def _test_plugin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """A real plugin distribution, installed into this venv for the session: worker processes
-    find it through its entry point, exactly like a third-party app."""
+    (and `azuraforge` subprocesses) find its pipelines through their entry points, exactly
+    like a third-party app's."""
     import shutil
     import subprocess
     import sys
     import textwrap
 
     tag = uuid.uuid4().hex[:8]
-    pipeline_id, module, dist = f"probe_{tag}", f"azf_probe_{tag}", f"azf-probe-{tag}"
+    probe_id, fit_id = f"probe_{tag}", f"fit_{tag}"
+    module, dist = f"azf_probe_{tag}", f"azf-probe-{tag}"
     root = tmp_path_factory.mktemp("probe")
     (root / "src" / module).mkdir(parents=True)
-    (root / "src" / module / "__init__.py").write_text(PROBE_SOURCE.format(pipeline_id=pipeline_id))
+    (root / "src" / module / "__init__.py").write_text(PROBE_SOURCE.format(pipeline_id=probe_id))
+    (root / "src" / module / "fit.py").write_text(FIT_SOURCE.format(fit_id=fit_id))
     (root / "pyproject.toml").write_text(
         textwrap.dedent(f"""
         [project]
@@ -173,7 +244,8 @@ def probe_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         requires-python = ">=3.11"
 
         [project.entry-points."azuraforge.pipelines"]
-        {pipeline_id} = "{module}:Probe"
+        {probe_id} = "{module}:Probe"
+        {fit_id} = "{module}.fit:Fit"
 
         [build-system]
         requires = ["uv_build>=0.8,<0.14"]
@@ -188,8 +260,20 @@ def probe_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         check=True,
     )
     try:
-        yield pipeline_id
+        yield probe_id, fit_id
     finally:
         subprocess.run(
             [uv, "pip", "uninstall", "--quiet", "--python", sys.executable, dist], check=False
         )
+
+
+@pytest.fixture(scope="session")
+def probe_pipeline(_test_plugin: tuple[str, str]) -> str:
+    """Succeeds, fails, crashes (os._exit) or ignores cancels, on demand."""
+    return _test_plugin[0]
+
+
+@pytest.fixture(scope="session")
+def fit_pipeline(_test_plugin: tuple[str, str]) -> str:
+    """Really trains (numpy linear regression), checkpoints every epoch, resumes."""
+    return _test_plugin[1]

@@ -13,9 +13,9 @@ import pytest
 import redis
 
 from azuraforge_platform.events import EventService, RedisEventBus
+from azuraforge_platform.jobqueue import CeleryDispatcher, make_celery
 from azuraforge_platform.settings import Settings
 from azuraforge_platform.store import ExperimentStatus, ExperimentStore
-from azuraforge_platform.worker import CeleryDispatcher, make_celery
 
 S = ExperimentStatus
 

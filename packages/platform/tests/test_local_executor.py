@@ -76,3 +76,67 @@ def test_runs_in_child_processes_and_relays_events(tmp_path: Path, probe_pipelin
     killed = store.get(stubborn.id)  # ignored the cancel, so it was terminated
     assert killed.status is S.cancelled and "exited with code -15" in (killed.error or "")
     store.close()
+
+
+@pytest.mark.slow
+def test_killed_and_silent_runs_are_recovered_and_resume(tmp_path: Path, fit_pipeline: str) -> None:
+    """A child SIGKILLed mid-training is re-queued at once and resumes from its checkpoint;
+    a run whose (foreign) worker stopped heart-beating is declared lost by the reaper and
+    re-run. No metric point is stored twice."""
+    import os
+    import signal
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from azuraforge_platform.store.models import Experiment
+
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'store.db'}",
+        heartbeat_seconds=0.2,
+        lost_after_seconds=2.0,
+        reap_seconds=0.2,
+    )
+    store = ExperimentStore.from_settings(settings)
+    bus = InProcessEventBus()
+    config = {"epochs": 6, "step_sleep": 0.05}
+    killed = store.create(pipeline_id=fit_pipeline, config=config, max_attempts=2)
+    # a run some other process claimed, then died without a trace: only its silence tells
+    ghost = store.create(pipeline_id=fit_pipeline, config={"epochs": 2}, max_attempts=2)
+    assert store.claim(ghost.id, "ghost-host:1") is not None
+    with store._write() as session:
+        session.execute(
+            update(Experiment)
+            .where(Experiment.id == ghost.id)
+            .values(heartbeat_at=datetime.now(UTC) - timedelta(seconds=60))
+        )
+    with LocalExecutor(settings, store, bus, max_workers=1, poll_seconds=0.05) as executor:
+        deadline = time.monotonic() + 90
+        while len(store.metrics(killed.id)) < 2:  # two epochs done and checkpointed
+            assert time.monotonic() < deadline, store.get(killed.id)
+            time.sleep(0.05)
+        [run] = [r for r in executor._running.values() if r.experiment_id == killed.id]
+        os.kill(run.process.pid, signal.SIGKILL)
+        _wait_final(store, [killed.id, ghost.id])
+    final = store.get(killed.id)
+    assert final.status is S.succeeded and final.attempts == 2, final.error
+    assert "exited with code -9" in (final.error or "") or final.error is None
+    steps = [m.step for m in store.metrics(killed.id)]
+    assert steps == list(range(1, 7))  # each epoch once, though some ran twice
+    resumed = [line.message for line in store.logs(killed.id) if "resumes" in line.message]
+    assert len(resumed) == 1 and "attempt 2 resumes after epoch" in resumed[0]
+    assert int(resumed[0].rsplit(" ", 1)[1]) >= 2  # from the checkpoint, not from scratch
+
+    def statuses() -> list[str]:
+        return [e.payload["status"] for e in store.events_after(killed.id) if e.type == "status"]
+
+    deadline = time.monotonic() + 10
+    while statuses()[-1] != "succeeded":  # the state is written first, then announced
+        assert time.monotonic() < deadline, statuses()
+        time.sleep(0.05)
+    assert statuses() == ["running", "lost", "queued", "running", "succeeded"]
+    recovered = store.get(ghost.id)
+    assert recovered.status is S.succeeded and recovered.attempts == 2
+    assert recovered.worker != "ghost-host:1"
+    store.close()

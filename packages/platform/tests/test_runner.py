@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from pathlib import Path
@@ -220,3 +221,55 @@ def test_lost_run_is_retried_and_resumes_from_its_checkpoint(
         "attempt 1 starts at epoch 1",
         "attempt 2 starts at epoch 4",
     ]
+
+
+class Diverging(Pipeline):
+    """Non-finite losses three ways: the learner's own check, a reported metric, and a
+    reported metric whose error the pipeline swallows."""
+
+    id = "diverging"
+    name = "Diverging"
+
+    class Config(PipelineConfig):
+        how: str = "learner"
+
+    def run(self, config: Config, context: RunContext) -> dict[str, float]:
+        import numpy as np
+
+        if config.how == "learner":
+            from azuraforge_learner import SGD, Learner, Linear, MSELoss
+
+            rng = np.random.default_rng(0)
+            X = rng.normal(size=(64, 4)).astype(np.float32) * 100
+            y = X @ rng.normal(size=(4, 1)).astype(np.float32)
+            model = Linear(4, 1)
+            with np.errstate(all="ignore"):  # the overflow is the point
+                Learner(model, MSELoss(), SGD(model.named_parameters(), lr=10.0)).fit(
+                    X, y, epochs=20, batch_size=16
+                )
+        elif config.how == "metric":
+            context.log_metrics({"val_loss": float("inf")}, epoch=1)
+        else:
+            with contextlib.suppress(FloatingPointError):
+                context.log_metrics({"loss": float("nan")}, step=3)
+        return {"done": 1.0}
+
+
+@pytest.mark.parametrize(
+    ("how", "message"),
+    [
+        ("learner", "NonFiniteLossError: the training loss became"),
+        ("metric", "the loss metric 'val_loss' became inf at epoch 1"),
+        ("swallowed", "the loss metric 'loss' became nan at step 3"),
+    ],
+)
+def test_a_non_finite_loss_fails_the_run_saying_so(
+    events: EventService, store: ExperimentStore, how: str, message: str
+) -> None:
+    registry = PipelineRegistry()
+    registry.register(Diverging)
+    exp = store.create(pipeline_id="diverging", config={"how": how})
+    final = run_experiment(exp.id, events, registry=registry)
+    assert final.status is S.failed and final.summary is None
+    assert message in (final.error or ""), final.error
+    assert final.traceback is not None

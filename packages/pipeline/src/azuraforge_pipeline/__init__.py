@@ -4,7 +4,13 @@ A plugin subclasses `Pipeline`, declares a `Config(PipelineConfig)` and register
 the `azuraforge.pipelines` entry-point group; the platform discovers it with `discover()`.
 """
 
-from azuraforge_pipeline.base import ConfigError, Pipeline, PipelineConfig, RunResult
+from azuraforge_pipeline.base import (
+    ConfigError,
+    Pipeline,
+    PipelineConfig,
+    PredictionNotSupportedError,
+    RunResult,
+)
 from azuraforge_pipeline.catalog import Application, CatalogEntry, applications, official_catalog
 from azuraforge_pipeline.context import (
     Cancelled,
@@ -33,6 +39,7 @@ __all__ = [
     "PipelineConfig",
     "PipelineRegistry",
     "PluginLoadError",
+    "PredictionNotSupportedError",
     "PrintReporter",
     "RecordingReporter",
     "Reporter",

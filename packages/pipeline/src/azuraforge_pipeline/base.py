@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -12,7 +13,13 @@ from pydantic_core import to_jsonable_python
 if TYPE_CHECKING:
     from azuraforge_pipeline.context import RunContext
 
-__all__ = ["ConfigError", "Pipeline", "PipelineConfig", "RunResult"]
+__all__ = [
+    "ConfigError",
+    "Pipeline",
+    "PipelineConfig",
+    "PredictionNotSupportedError",
+    "RunResult",
+]
 
 # What `Pipeline.run` returns: JSON-serialisable summary results (final metrics, paths, ...).
 RunResult = Mapping[str, Any] | None
@@ -39,6 +46,14 @@ class ConfigError(ValueError):
         super().__init__(f"invalid config for pipeline {pipeline_id!r}: {lines}")
 
 
+class PredictionNotSupportedError(NotImplementedError):
+    """The pipeline has no `predict`: its saved models cannot serve predictions."""
+
+    def __init__(self, pipeline_id: str) -> None:
+        self.pipeline_id = pipeline_id
+        super().__init__(f"pipeline {pipeline_id!r} does not support prediction")
+
+
 class Pipeline(ABC):
     """A unit of work the platform can run: a training job, a tuning sweep, ...
 
@@ -56,6 +71,14 @@ class Pipeline(ABC):
     @abstractmethod
     def run(self, config: Any, context: RunContext) -> RunResult:
         """Do the work. `config` is an instance of `self.Config`, already validated."""
+
+    @classmethod
+    def predict(cls, model_path: str | os.PathLike[str], inputs: Any) -> Any:
+        """Predictions of the model saved at `model_path` (an artifact of one of this
+        pipeline's runs) for RAW `inputs` in the dataset's own form (price rows, weather rows,
+        0-255 images, ...). The result must be JSON-serialisable. Pipelines that save a
+        usable model override this; the default says prediction is not supported."""
+        raise PredictionNotSupportedError(cls.id)
 
     @classmethod
     def validate_config(cls, raw: Mapping[str, Any] | PipelineConfig | None) -> PipelineConfig:

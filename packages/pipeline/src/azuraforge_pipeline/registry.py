@@ -58,12 +58,18 @@ class PipelineRegistry:
         self.errors: list[PluginLoadError] = []
 
     @classmethod
-    def from_entry_points(cls, group: str = ENTRY_POINT_GROUP) -> PipelineRegistry:
-        """Load every entry point of `group`; a broken one lands in `errors` and is skipped."""
+    def from_entry_points(
+        cls, group: str = ENTRY_POINT_GROUP, *, only: Iterable[str] | None = None
+    ) -> PipelineRegistry:
+        """Load every entry point of `group` (or just those named in `only`: a worker that
+        runs one pipeline need not import them all); a broken one lands in `errors` and is
+        skipped."""
         registry = cls()
+        wanted = None if only is None else set(only)
         importlib.invalidate_caches()  # a plugin installed since start-up must be importable
         for ep in sorted(entry_points(group=group), key=lambda e: e.name):
-            registry._load(ep)
+            if wanted is None or ep.name in wanted:
+                registry._load(ep)
         return registry
 
     def _load(self, ep: EntryPoint) -> None:
@@ -129,6 +135,9 @@ class PipelineRegistry:
         return len(self._pipelines)
 
 
-def discover(group: str = ENTRY_POINT_GROUP) -> PipelineRegistry:
-    """A fresh registry of what is installed now (cheap; call again after installing a plugin)."""
-    return PipelineRegistry.from_entry_points(group)
+def discover(
+    group: str = ENTRY_POINT_GROUP, *, only: Iterable[str] | None = None
+) -> PipelineRegistry:
+    """A fresh registry of what is installed now (call again after installing a plugin);
+    with `only`, of just those ids (the others are not imported)."""
+    return PipelineRegistry.from_entry_points(group, only=only)

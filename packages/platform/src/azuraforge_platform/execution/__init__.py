@@ -1,8 +1,19 @@
-"""Job execution: `run_experiment` (one run, in this process) and `LocalExecutor` (runs in
-child processes, for the embedded mode)."""
+"""Job execution: `run_experiment` (one run, in this process), `SupervisedRun` (one run in a
+child process, watched by its parent) and `LocalExecutor` (the embedded mode's dispatcher)."""
 
-from azuraforge_platform.execution.local import LocalExecutor
-from azuraforge_platform.execution.reporter import StoreReporter
+from azuraforge_platform.execution.local import LocalExecutor, SupervisedRun
+from azuraforge_platform.execution.recovery import reap_lost_runs, recover_run
+from azuraforge_platform.execution.reporter import NonFiniteLossError, StoreReporter
 from azuraforge_platform.execution.runner import default_worker_name, run_experiment, seed_for
 
-__all__ = ["LocalExecutor", "StoreReporter", "default_worker_name", "run_experiment", "seed_for"]
+__all__ = [
+    "LocalExecutor",
+    "NonFiniteLossError",
+    "StoreReporter",
+    "SupervisedRun",
+    "default_worker_name",
+    "reap_lost_runs",
+    "recover_run",
+    "run_experiment",
+    "seed_for",
+]

@@ -10,22 +10,30 @@ import queue
 import socket
 import threading
 import time
-from dataclasses import dataclass
 from datetime import timedelta
-from multiprocessing.context import SpawnProcess
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 from azuraforge_platform.events import EventBus, EventService, InProcessEventBus, make_bus
+from azuraforge_platform.execution.recovery import reap_lost_runs, recover_run
 from azuraforge_platform.execution.runner import run_experiment
 from azuraforge_platform.settings import Settings
 from azuraforge_platform.store import EventRecord, ExperimentStatus, ExperimentStore
 
-__all__ = ["LocalExecutor"]
+__all__ = ["LocalExecutor", "SupervisedRun", "warm_up"]
 
 log = logging.getLogger(__name__)
 
-# spawn, not fork: the parent has threads (dispatcher, API server) and open connections.
-_mp = multiprocessing.get_context("spawn")
+# Not plain fork: the parent has threads (dispatcher, API server) and open connections.
+# A fork server is a clean single-threaded process that imported the platform once and forks
+# a child per run in milliseconds; spawn (Windows) re-imports everything for every run.
+if "forkserver" in multiprocessing.get_all_start_methods():
+    _mp: Any = multiprocessing.get_context("forkserver")
+    # __main__ too: each child re-runs the main script, which is cheap once it was imported.
+    _mp.set_forkserver_preload(["__main__", __name__])
+else:  # pragma: no cover - Windows
+    _mp = multiprocessing.get_context("spawn")
+_KILL_AFTER_SECONDS = 5.0  # between SIGTERM and SIGKILL for a run that ignored its cancel
 
 
 class _RelayBus(EventBus):
@@ -60,12 +68,82 @@ def _child_main(settings: Settings, experiment_id: str, worker: str, relay: Any 
         store.close()
 
 
-@dataclass
-class _Running:
-    process: SpawnProcess
-    experiment_id: str
-    worker: str
-    cancel_seen_at: float | None = None
+def warm_up() -> None:
+    """Start the fork server now, so the first run does not wait for its imports."""
+    if _mp.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
+
+class SupervisedRun:
+    """One experiment in a child process of its own, watched by its parent.
+
+    The child does everything (`run_experiment`: claim, heartbeats, outcome); the parent only
+    steps in when the child cannot: it terminates a run that ignored a cancel for
+    `grace_seconds` (SIGTERM, then SIGKILL), and recovers a run whose child exited without
+    recording an outcome (killed, crashed in native code, `os._exit` in a plugin).
+    Embedded mode keeps several of these per dispatcher; a Celery task keeps one.
+    """
+
+    def __init__(
+        self, settings: Settings, experiment_id: str, worker: str, relay: Any | None = None
+    ) -> None:
+        self.experiment_id = experiment_id
+        self.worker = worker
+        self.process: BaseProcess = _mp.Process(
+            target=_child_main,
+            args=(settings, experiment_id, worker, relay),
+            name=f"azf-run-{experiment_id[:8]}",
+            daemon=False,
+        )
+        self.cancel_seen_at: float | None = None
+        self.terminated_at: float | None = None
+
+    def start(self) -> SupervisedRun:
+        self.process.start()
+        return self
+
+    def check(self, events: EventService, grace_seconds: float) -> bool:
+        """One look: True once the child is gone (and its run recovered if it had to be)."""
+        if not self.process.is_alive():
+            self.process.join()
+            code = self.process.exitcode
+            if code != 0:
+                log.warning("worker for %s exited with code %s", self.experiment_id, code)
+            # Conditional on this worker still holding an active run, so it is a no-op after
+            # a recorded outcome (or when another worker claimed the experiment).
+            recover_run(
+                events,
+                self.experiment_id,
+                worker=self.worker,
+                reason=f"worker process exited with code {code} without recording an outcome",
+            )
+            return True
+        now = time.monotonic()
+        if self.terminated_at is not None:
+            if now - self.terminated_at >= _KILL_AFTER_SECONDS:
+                self.process.kill()  # it ignores SIGTERM too
+            return False
+        if events.store.get(self.experiment_id).status is not ExperimentStatus.cancelling:
+            return False
+        if self.cancel_seen_at is None:
+            self.cancel_seen_at = now
+        elif now - self.cancel_seen_at >= grace_seconds:
+            log.warning("terminating %s: it ignored a cancel", self.experiment_id)
+            self.process.terminate()
+            self.terminated_at = now
+        return False
+
+    def wait(self, events: EventService, grace_seconds: float, poll_seconds: float = 0.5) -> None:
+        """Block until the child is gone (what a Celery task does)."""
+        while True:
+            try:
+                if self.check(events, grace_seconds):
+                    return
+            except Exception:  # a database blip must not orphan the child
+                log.exception("supervising %s failed; will retry", self.experiment_id)
+            self.process.join(poll_seconds)
 
 
 class LocalExecutor:
@@ -83,26 +161,31 @@ class LocalExecutor:
         *,
         max_workers: int = 1,
         poll_seconds: float = 1.0,
-        cancel_grace_seconds: float = 30.0,
+        cancel_grace_seconds: float | None = None,
     ) -> None:
         if max_workers < 1:
             raise ValueError("max_workers must be at least 1")
         self.settings = settings
         self.store = store
         self.bus = bus
+        self.events = EventService(store, bus)
         self.max_workers = max_workers
         self.poll_seconds = poll_seconds
-        self.cancel_grace_seconds = cancel_grace_seconds
+        self.cancel_grace_seconds = (
+            settings.cancel_grace_seconds if cancel_grace_seconds is None else cancel_grace_seconds
+        )
         self._relay: Any = _mp.Queue() if isinstance(bus, InProcessEventBus) else None
-        self._running: dict[str, _Running] = {}
+        self._running: dict[str, SupervisedRun] = {}
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._counter = 0
         self._host = socket.gethostname()
+        self._last_reap = 0.0
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> LocalExecutor:
+        warm_up()
         dispatcher = threading.Thread(target=self._dispatch_loop, name="azf-dispatch", daemon=True)
         self._threads = [dispatcher]
         if self._relay is not None:
@@ -125,7 +208,7 @@ class LocalExecutor:
             if run.process.is_alive():
                 run.process.terminate()
                 run.process.join(5)
-        self._reap_children()
+        self._supervise()
         if self._relay is not None:
             self._relay.put(None)
             for thread in self._threads:
@@ -152,9 +235,11 @@ class LocalExecutor:
         lost_after = timedelta(seconds=self.settings.lost_after_seconds)
         while not self._stopping.is_set():
             try:
-                self._reap_children()
-                self._enforce_cancels()
-                self.store.reap_lost(lost_after)
+                self._supervise()
+                if time.monotonic() - self._last_reap >= self.settings.reap_seconds:
+                    # runs of any process that died silently (another executor, a CLI run)
+                    reap_lost_runs(self.events, lost_after)
+                    self._last_reap = time.monotonic()
                 self._launch_queued()
             except Exception:  # keep dispatching through a database hiccup
                 log.exception("dispatcher iteration failed; retrying")
@@ -178,42 +263,16 @@ class LocalExecutor:
                 continue
             self._counter += 1
             worker = f"{self._host}:{multiprocessing.current_process().pid}:local-{self._counter}"
-            process = _mp.Process(
-                target=_child_main,
-                args=(self.settings, exp.id, worker, self._relay),
-                name=f"azf-run-{exp.id[:8]}",
-                daemon=False,
-            )
-            process.start()
-            self._running[exp.id] = _Running(process, exp.id, worker)
+            run = SupervisedRun(self.settings, exp.id, worker, self._relay).start()
+            self._running[exp.id] = run
             free -= 1
 
-    def _enforce_cancels(self) -> None:
-        """A pipeline that ignores a cancel for `cancel_grace_seconds` is terminated."""
-        now = time.monotonic()
-        for run in list(self._running.values()):
-            if self.store.get(run.experiment_id).status is not ExperimentStatus.cancelling:
-                continue
-            if run.cancel_seen_at is None:
-                run.cancel_seen_at = now
-            elif now - run.cancel_seen_at >= self.cancel_grace_seconds and run.process.is_alive():
-                log.warning("terminating %s: it ignored a cancel", run.experiment_id)
-                run.process.terminate()
-
-    def _reap_children(self) -> None:
+    def _supervise(self) -> None:
+        """Cancels past their grace are terminated; finished children are forgotten (and
+        their runs recovered if they died without an outcome)."""
         for exp_id, run in list(self._running.items()):
-            if run.process.is_alive():
-                continue
-            run.process.join()
-            del self._running[exp_id]
-            if run.process.exitcode != 0:
-                # The child died without recording an outcome (killed, out of memory, ...):
-                # re-queued while attempts remain, cancelled if a cancel was in flight.
-                code = run.process.exitcode
-                log.warning("worker for %s exited with code %s", exp_id, code)
-                self.store.recover(
-                    exp_id, worker=run.worker, reason=f"worker process exited with code {code}"
-                )
+            if run.check(self.events, self.cancel_grace_seconds):
+                del self._running[exp_id]
 
     def _relay_loop(self) -> None:
         while True:

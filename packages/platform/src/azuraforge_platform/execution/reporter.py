@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Mapping
@@ -11,14 +12,32 @@ from azuraforge_pipeline import Reporter
 from azuraforge_platform.events import EventService
 from azuraforge_platform.store import MetricValue
 
-__all__ = ["StoreReporter"]
+__all__ = ["NonFiniteLossError", "StoreReporter", "is_loss_metric"]
+
+
+def is_loss_metric(name: str) -> bool:
+    """`loss`, `val_loss`, `train_loss`, ...: metrics that must stay finite."""
+    return name.lower().endswith("loss")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A pipeline reported a NaN or infinite loss: training diverged, the run is failed."""
+
+    def __init__(self, name: str, value: float, where: str) -> None:
+        self.name, self.value = name, value
+        super().__init__(
+            f"the loss metric {name!r} became {value} at {where}; the run was stopped. "
+            "Training diverged: lower the learning rate, scale inputs and targets, or look "
+            "for NaN values in the data."
+        )
 
 
 class StoreReporter(Reporter):
     """Metrics go to the metric history, logs to the log table, artifacts to the index, and
     each also becomes an event (with its seq) for live views.
 
-    Reports are buffered and written in batches (one transaction per table) at most every
+    Back-to-back progress updates within one batch are merged into the newest. Reports are
+    buffered and written in batches (one transaction per table) at most every
     `flush_seconds` or every `max_buffer` reports: a pipeline that reports every step would
     otherwise pay a few milliseconds of database round trips per step. `flush()` is called by
     the runner at the end and by its heartbeat, so nothing waits longer than that.
@@ -42,6 +61,7 @@ class StoreReporter(Reporter):
         self._logs: list[tuple[str, str]] = []
         self._events: list[tuple[str, Mapping[str, Any]]] = []
         self._last_flush = time.monotonic()
+        self.non_finite: NonFiniteLossError | None = None
 
     # -- Reporter -------------------------------------------------------------------------
     def progress(
@@ -67,6 +87,12 @@ class StoreReporter(Reporter):
         self._add(
             metrics=points, event=("metrics", {"step": step, "epoch": epoch, "values": clean})
         )
+        for name, value in clean.items():
+            if is_loss_metric(name) and not math.isfinite(value):
+                where = f"epoch {epoch}" if step is None else f"step {step}"
+                # Kept even if the pipeline swallows the exception: the runner checks it.
+                self.non_finite = NonFiniteLossError(name, value, where)
+                raise self.non_finite
 
     def log(self, message: str, level: str = "info") -> None:
         self._add(log=(level, message), event=("log", {"level": level, "message": message}))
@@ -95,7 +121,13 @@ class StoreReporter(Reporter):
                 self._metrics.extend(metrics)
             if log is not None:
                 self._logs.append(log)
-            self._events.append(event)
+            if event[0] == "progress" and self._events and self._events[-1][0] == "progress":
+                # Progress is a position, not a history: of back-to-back updates within one
+                # flush only the newest is worth storing (a per-step loop would otherwise
+                # write thousands of rows for a bar that redraws a few times a second).
+                self._events[-1] = event
+            else:
+                self._events.append(event)
             if (
                 len(self._events) >= self.max_buffer
                 or time.monotonic() - self._last_flush >= self.flush_seconds

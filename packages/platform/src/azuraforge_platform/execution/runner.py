@@ -19,6 +19,7 @@ from typing import Any
 from azuraforge_pipeline import (
     Cancelled,
     ConfigError,
+    Pipeline,
     PipelineRegistry,
     RunContext,
     UnknownPipelineError,
@@ -135,36 +136,78 @@ def run_experiment(
         events.emit(experiment_id, "status", payload)
         return store.get(experiment_id)  # includes the final event's seq
 
-    try:
-        pipeline_cls = (registry or discover()).get(record.pipeline_id)
-        config = pipeline_cls.validate_config(record.config)
-    except (UnknownPipelineError, ConfigError) as exc:
-        return finish(S.failed, error=str(exc))
-
+    # Beat from the moment of the claim: importing a plugin can take seconds.
     reporter = StoreReporter(events, experiment_id)
     heartbeat = _Heartbeat(events, experiment_id, worker, heartbeat_seconds, reporter)
-    artifact_dir = store.artifact_dir(experiment_id)
-    context = RunContext(
-        artifact_dir=artifact_dir,
-        checkpoint_dir=artifact_dir / "checkpoints",
-        reporter=reporter,
-        seed=seed_for(experiment_id, record.config),
-        stop_requested=heartbeat.stop_requested.is_set,
-        experiment_id=experiment_id,
-        attempt=record.attempts,
-    )
     heartbeat.start()
     try:
-        result = pipeline_cls().run(config, context)
-        summary = _jsonable(result)
-    except Cancelled:
-        return finish(S.cancelled)
-    except Exception as exc:
-        return finish(
-            S.failed, error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()
+        try:
+            pipeline_cls = _load_pipeline(record.pipeline_id, registry)
+            config = pipeline_cls.validate_config(record.config)
+        except (UnknownPipelineError, ConfigError) as exc:
+            return finish(S.failed, error=str(exc))
+        except PluginImportError as exc:
+            return finish(S.failed, error=str(exc), traceback=exc.traceback)
+        artifact_dir = store.artifact_dir(experiment_id)
+        context = RunContext(
+            artifact_dir=artifact_dir,
+            checkpoint_dir=artifact_dir / "checkpoints",
+            reporter=reporter,
+            seed=seed_for(experiment_id, record.config),
+            stop_requested=heartbeat.stop_requested.is_set,
+            experiment_id=experiment_id,
+            attempt=record.attempts,
         )
+        try:
+            result = pipeline_cls().run(config, context)
+            summary = _jsonable(result)
+            if reporter.non_finite is not None:  # the pipeline caught the error and went on
+                raise reporter.non_finite
+        except Cancelled:
+            return _finish_after(reporter, heartbeat, lambda: finish(S.cancelled))
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            trace = traceback.format_exc()
+            return _finish_after(
+                reporter, heartbeat, lambda: finish(S.failed, error=error, traceback=trace)
+            )
+        return _finish_after(reporter, heartbeat, lambda: finish(S.succeeded, summary=summary))
     finally:
         heartbeat.stop()
         heartbeat.join()
-        reporter.flush()  # what the run reported lands before its final status
-    return finish(S.succeeded, summary=summary)
+        reporter.flush()
+
+
+class PluginImportError(Exception):
+    """The experiment's pipeline is installed but its plugin failed to import."""
+
+    def __init__(self, message: str, traceback: str) -> None:
+        super().__init__(message)
+        self.traceback = traceback
+
+
+def _load_pipeline(pipeline_id: str, registry: PipelineRegistry | None) -> type[Pipeline]:
+    if registry is not None:
+        return registry.get(pipeline_id)
+    # Import just this plugin: a worker need not pay for importing every installed app.
+    found = discover(only=[pipeline_id])
+    if pipeline_id in found:
+        return found.get(pipeline_id)
+    for error in found.errors:
+        raise PluginImportError(
+            f"the plugin of pipeline {pipeline_id!r} ({error.target}) failed to load: "
+            f"{error.error}",
+            error.traceback,
+        )
+    return discover().get(pipeline_id)  # raises UnknownPipelineError naming the known ids
+
+
+def _finish_after(
+    reporter: StoreReporter, heartbeat: _Heartbeat, record_outcome: Any
+) -> ExperimentRecord:
+    # What the run reported lands before its final status (and no beat races the finish).
+    heartbeat.stop()
+    heartbeat.join()
+    reporter.flush()
+    result: ExperimentRecord = record_outcome()
+    return result

@@ -7,6 +7,12 @@ from azuraforge_platform.store.migrate import (
     head_revision,
     upgrade,
 )
+from azuraforge_platform.store.model_registry import (
+    ModelExistsError,
+    ModelNotFoundError,
+    ModelRecord,
+    ModelRegistry,
+)
 from azuraforge_platform.store.models import ExperimentStatus
 from azuraforge_platform.store.repository import (
     ALLOWED_TRANSITIONS,
@@ -37,6 +43,10 @@ __all__ = [
     "LogRecord",
     "MetricRecord",
     "MetricValue",
+    "ModelExistsError",
+    "ModelNotFoundError",
+    "ModelRecord",
+    "ModelRegistry",
     "Page",
     "StoreError",
     "current_revision",

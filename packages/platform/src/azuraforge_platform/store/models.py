@@ -39,6 +39,7 @@ __all__ = [
     "ExperimentTag",
     "LogLine",
     "MetricPoint",
+    "RegisteredModel",
     "UTCDateTime",
     "json_safe",
 ]
@@ -212,7 +213,17 @@ class MetricPoint(Base):
     time: Mapped[datetime] = mapped_column(UTCDateTime())
 
     # A retried run re-reports the same steps: the constraint makes that an upsert.
-    __table_args__ = (UniqueConstraint("experiment_id", "name", "step"),)
+    __table_args__ = (
+        UniqueConstraint("experiment_id", "name", "step"),
+        # PostgreSQL reads (and downsamples) a series from this index alone
+        Index(
+            "ix_metrics_series",
+            "experiment_id",
+            "name",
+            "step",
+            postgresql_include=["value", "epoch"],
+        ),
+    )
 
 
 class LogLine(Base):
@@ -254,3 +265,21 @@ class Artifact(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (UniqueConstraint("experiment_id", "path"),)
+
+
+class RegisteredModel(Base):
+    """A trained model kept under a name: one artifact of a finished experiment. Deleting the
+    experiment (and so the file) deletes the registration too."""
+
+    __tablename__ = "models"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    experiment_id: Mapped[str] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    pipeline_id: Mapped[str] = mapped_column(String(100))
+    pipeline_version: Mapped[str | None] = mapped_column(String(50))
+    artifact_path: Mapped[str] = mapped_column(String(500))
+    description: Mapped[str | None] = mapped_column(Text)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_models_experiment", "experiment_id"),)

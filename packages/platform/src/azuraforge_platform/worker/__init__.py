@@ -1,6 +1,6 @@
-"""Distributed execution with Celery: thin tasks over `run_experiment` (see celery_app.py)."""
+"""Distributed execution with Celery: thin tasks over `run_experiment` (queue config: ../jobqueue.py)."""
 
-from azuraforge_platform.worker.celery_app import (
+from azuraforge_platform.jobqueue import (
     REAP_LOST_TASK,
     RUN_EXPERIMENT_TASK,
     CeleryDispatcher,

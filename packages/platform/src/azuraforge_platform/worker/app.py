@@ -1,29 +1,55 @@
-"""The worker's entry module: `celery -A azuraforge_platform.worker.app worker`.
+"""The worker's entry module: `celery -A azuraforge_platform.worker.app worker` (what
+`azuraforge worker` starts).
 
-Settings are read here, when a worker starts, and the store is opened lazily in each worker
-process (after Celery's fork), never shared across processes.
+- `azuraforge.run_experiment(experiment_id)` runs the experiment in a child process it
+  supervises (so the pool is Celery's `threads` pool: supervising is waiting, and a prefork
+  pool process is daemonic and may not start children) (`SupervisedRun`, the same code as the embedded mode): a crash in plugin code,
+  even one that kills the process, fails or re-queues that run and leaves the worker serving;
+  a run that ignores a cancel is terminated after the grace period. Idempotent: a task for an
+  experiment that is not queued returns at once.
+- Every worker runs a light reaper thread (started on `worker_ready`): every `reap_seconds` it
+  marks runs silent for `lost_after_seconds` as lost, re-queues them while attempts remain and
+  re-sends their task. Several workers reaping at once is fine: one conditional UPDATE wins.
+  (`azuraforge.reap_lost` does the same for deployments that prefer Celery beat.)
+
+Settings are read when a worker starts; the store is opened lazily in each process (after
+Celery's fork), never shared across processes.
 """
 
 from __future__ import annotations
 
+import itertools
+import logging
+import multiprocessing
+import os
+import threading
 from datetime import timedelta
 from functools import lru_cache
+from typing import Any
+
+from celery import signals
+from sqlalchemy.pool import NullPool
 
 from azuraforge_platform.events import EventService, make_bus
-from azuraforge_platform.execution.runner import run_experiment
-from azuraforge_platform.settings import get_settings
-from azuraforge_platform.store import ExperimentStore
-from azuraforge_platform.worker.celery_app import (
+from azuraforge_platform.execution import SupervisedRun, reap_lost_runs, run_experiment
+from azuraforge_platform.execution.local import warm_up
+from azuraforge_platform.jobqueue import (
     REAP_LOST_TASK,
     RUN_EXPERIMENT_TASK,
     CeleryDispatcher,
     make_celery,
 )
+from azuraforge_platform.settings import get_settings
+from azuraforge_platform.store import ExperimentNotFoundError, ExperimentStatus, ExperimentStore
+from azuraforge_platform.store.engine import make_engine
 
-__all__ = ["app", "reap_lost", "run_experiment_task"]
+__all__ = ["Reaper", "app", "reap_lost", "run_experiment_task"]
+
+log = logging.getLogger(__name__)
 
 settings = get_settings()
 app = make_celery(settings)
+_runs = itertools.count(1)
 
 
 @lru_cache(maxsize=1)
@@ -32,19 +58,92 @@ def _events() -> EventService:
     return EventService(store, make_bus(settings.redis_url, prefix=settings.event_channel_prefix))
 
 
-@app.task(name=RUN_EXPERIMENT_TASK)
-def run_experiment_task(experiment_id: str) -> str:
-    record = run_experiment(experiment_id, _events(), heartbeat_seconds=settings.heartbeat_seconds)
-    return record.status.value
+@signals.worker_process_init.connect
+def _fresh_connections(**_: Any) -> None:
+    # A pool process forked after the parent opened the store must not reuse its sockets.
+    _events.cache_clear()
+
+
+@app.task(name=RUN_EXPERIMENT_TASK, bind=True)
+def run_experiment_task(self: Any, experiment_id: str) -> str:
+    events = _events()
+    try:
+        status = events.store.get(experiment_id).status
+    except ExperimentNotFoundError:
+        return "missing"  # deleted while queued
+    if status is not ExperimentStatus.queued:
+        return status.value  # a duplicate or late delivery: someone ran (or runs) it
+    worker = f"{self.request.hostname or 'celery'}:{os.getpid()}:{next(_runs)}"
+    if multiprocessing.current_process().daemon:
+        # A prefork pool process may not start children: run here, without a supervisor
+        # (the cancel is then cooperative only). `azuraforge worker` uses the threads pool.
+        log.warning("pool process is daemonic; running %s in-process", experiment_id)
+        return run_experiment(
+            experiment_id, events, worker=worker, heartbeat_seconds=settings.heartbeat_seconds
+        ).status.value
+    SupervisedRun(settings, experiment_id, worker).start().wait(
+        events, settings.cancel_grace_seconds
+    )
+    return events.store.get(experiment_id).status.value
+
+
+def _reap_and_resend(events: EventService) -> list[str]:
+    reaped = reap_lost_runs(events, timedelta(seconds=settings.lost_after_seconds))
+    dispatcher = CeleryDispatcher(app)
+    for record in reaped:
+        if record.status is ExperimentStatus.queued:
+            dispatcher.submit(record.id)
+    return [r.id for r in reaped]
 
 
 @app.task(name=REAP_LOST_TASK)
 def reap_lost() -> list[str]:
     """Re-queue runs whose worker vanished, and hand the re-queued ones out again."""
-    events = _events()
-    reaped = events.store.reap_lost(timedelta(seconds=settings.lost_after_seconds))
-    dispatcher = CeleryDispatcher(app)
-    for experiment_id in reaped:
-        if events.store.get(experiment_id).status.value == "queued":
-            dispatcher.submit(experiment_id)
-    return reaped
+    return _reap_and_resend(_events())
+
+
+class Reaper(threading.Thread):
+    """The worker's own lost-run reaper (see the module docstring)."""
+
+    def __init__(self, interval: float) -> None:
+        super().__init__(name="azf-reaper", daemon=True)
+        self.interval = interval
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        # Its own engine without a pool: no connection of it outlives one call, so none can
+        # be inherited by a pool process forked meanwhile.
+        engine = make_engine(settings.resolved_database_url, poolclass=NullPool)
+        store = ExperimentStore("", settings.resolved_artifact_root, engine=engine)
+        bus = make_bus(settings.redis_url, prefix=settings.event_channel_prefix)
+        events = EventService(store, bus)
+        try:
+            while not self._done.wait(self.interval):
+                try:
+                    for exp_id in _reap_and_resend(events):
+                        log.warning("run %s was lost; recovered it", exp_id)
+                except Exception:  # a database blip must not end the reaper
+                    log.exception("reaping lost runs failed; will retry")
+        finally:
+            bus.close()
+            store.close()
+
+    def stop(self) -> None:
+        self._done.set()
+
+
+_reaper: Reaper | None = None
+
+
+@signals.worker_ready.connect
+def _start_reaper(**_: Any) -> None:
+    global _reaper
+    _reaper = Reaper(settings.reap_seconds)
+    _reaper.start()
+    warm_up()
+
+
+@signals.worker_shutdown.connect
+def _stop_reaper(**_: Any) -> None:
+    if _reaper is not None:
+        _reaper.stop()

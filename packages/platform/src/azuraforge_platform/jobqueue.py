@@ -1,4 +1,5 @@
-"""The Celery application. Tasks take experiment ids, have explicit names and are idempotent
+"""The job queue shared by the API (which sends) and the workers (which run): the Celery
+application's configuration and the task names. Tasks take experiment ids, have explicit names and are idempotent
 (`run_experiment` does nothing for an experiment that is no longer queued), so late
 acknowledgement and redelivery after a lost worker are safe.
 
@@ -35,7 +36,7 @@ def make_celery(settings: Settings) -> Celery:
         # run would re-run long jobs, so runs beyond it rely on the lost-run reaper instead
         broker_transport_options={"visibility_timeout": settings.celery_visibility_timeout},
         beat_schedule={
-            "reap-lost-runs": {"task": REAP_LOST_TASK, "schedule": settings.lost_after_seconds}
+            "reap-lost-runs": {"task": REAP_LOST_TASK, "schedule": settings.reap_seconds}
         },
     )
     return app

@@ -1,0 +1,124 @@
+"""`create_app(settings)`: the FastAPI application under /api/v1 (and the dashboard at /)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse
+from starlette.staticfiles import StaticFiles
+
+from azuraforge_platform import __version__
+from azuraforge_platform.api.errors import ERRORS, ApiError, install_error_handlers
+from azuraforge_platform.api.middleware import BodyLimitMiddleware, StripTrailingSlashMiddleware
+from azuraforge_platform.api.routes import (
+    events,
+    experiments,
+    health,
+    models,
+    pipelines,
+    uploads,
+)
+from azuraforge_platform.api.services import Services
+from azuraforge_platform.settings import Settings, get_settings
+
+__all__ = ["API_PREFIX", "create_app", "default_dashboard_dir"]
+
+API_PREFIX = "/api/v1"
+
+
+def default_dashboard_dir(settings: Settings) -> Path | None:
+    """settings.dashboard_dir, else the repository's dashboard/dist when it was built."""
+    if settings.dashboard_dir is not None:
+        return settings.dashboard_dir
+    for parent in Path(__file__).resolve().parents:
+        candidate = parent / "dashboard" / "dist"
+        if (candidate / "index.html").is_file():
+            return candidate
+    return None
+
+
+def api_router() -> APIRouter:
+    router = APIRouter(prefix=API_PREFIX, responses=ERRORS, redirect_slashes=False)
+    for module in (health, pipelines, experiments, events, models, uploads):
+        router.include_router(module.router)
+    return router
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    run_jobs: bool = True,
+    serve_dashboard: bool = True,
+) -> FastAPI:
+    """The API. Embedded mode (no Redis URL): with `run_jobs` the process owns a
+    `LocalExecutor` that runs queued experiments in child processes. Distributed mode:
+    experiments are sent to the Celery workers and this process runs no training."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = Services.start(settings, run_jobs=run_jobs)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            services.close()
+
+    app = FastAPI(
+        title="AzuraForge",
+        version=__version__,
+        description="Run, watch and compare machine-learning experiments. Every error answers "
+        '`{"error": {"code", "message", "fields": [{"path", "message"}]}}`.',
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=f"{API_PREFIX}/redoc",
+        lifespan=lifespan,
+        redirect_slashes=False,
+    )
+    app.router.redirect_slashes = False
+    install_error_handlers(app)
+    app.include_router(api_router())
+
+    dashboard = default_dashboard_dir(settings) if serve_dashboard else None
+    if dashboard is not None and (dashboard / "index.html").is_file():
+        _mount_dashboard(app, dashboard)
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+    upload_path = f"{API_PREFIX}/uploads"
+    json_limit, upload_limit = settings.api_max_body_bytes, settings.upload_max_bytes + 64 * 1024
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit_for=lambda path: upload_limit if path.startswith(upload_path) else json_limit,
+    )
+    app.add_middleware(StripTrailingSlashMiddleware, prefix=API_PREFIX)
+    return app
+
+
+def _mount_dashboard(app: FastAPI, folder: Path) -> None:
+    """The built single-page dashboard: real files as they are, any other path gets
+    index.html so the client-side router can take over."""
+    index = folder / "index.html"
+    assets = folder / "assets"
+    if assets.is_dir():
+        app.mount("/assets", StaticFiles(directory=assets), name="dashboard-assets")
+    root = folder.resolve()
+
+    @app.get("/{path:path}", include_in_schema=False)
+    async def dashboard(path: str) -> FileResponse:
+        if path.startswith(API_PREFIX.strip("/") + "/"):
+            # unknown API paths are 404 JSON, never the dashboard's page
+            raise ApiError(404, f"no such route /{path}; see {API_PREFIX}/docs")
+        candidate = (root / path).resolve()
+        if path and candidate.is_relative_to(root) and candidate.is_file():
+            return FileResponse(candidate)
+        return FileResponse(index, headers={"cache-control": "no-cache"})

@@ -1,0 +1,529 @@
+"""Experiments: create (validated), list (filter, search, sort, keyset pages), detail,
+metrics (downsampled), logs, events, artifacts, cancel, delete, re-run."""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Mapping
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path as FsPath
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import FileResponse
+from sqlalchemy import func, select, text
+from starlette.concurrency import run_in_threadpool
+
+from azuraforge_pipeline import ConfigError, UnknownPipelineError
+from azuraforge_platform.api.deps import (
+    ExperimentDep,
+    ExperimentId,
+    ServicesDep,
+    StoreDep,
+    experiment_or_404,
+)
+from azuraforge_platform.api.downsample import Point, minmax_downsample
+from azuraforge_platform.api.errors import ApiError, responses
+from azuraforge_platform.api.schemas import (
+    ArtifactList,
+    ArtifactPublic,
+    EventPublic,
+    ExperimentCreate,
+    ExperimentList,
+    ExperimentPublic,
+    ExperimentRerun,
+    ExperimentSummary,
+    LogLinePublic,
+    LogList,
+    MetricSeries,
+    MetricsPublic,
+)
+from azuraforge_platform.api.services import Services
+from azuraforge_platform.store import (
+    ExperimentRecord,
+    ExperimentStatus,
+    ExperimentStore,
+    InvalidTransitionError,
+)
+from azuraforge_platform.store.models import MetricPoint
+
+router = APIRouter(prefix="/experiments", tags=["experiments"])
+log = logging.getLogger(__name__)
+
+S = ExperimentStatus
+
+
+class SortField(StrEnum):
+    created_at = "created_at"
+    name = "name"
+    pipeline_id = "pipeline_id"
+    status = "status"
+
+
+class SortOrder(StrEnum):
+    asc = "asc"
+    desc = "desc"
+
+
+def _public(record: ExperimentRecord) -> ExperimentPublic:
+    return ExperimentPublic.model_validate(record)
+
+
+def _validated_config(
+    services: Services, pipeline_id: str, config: Mapping[str, Any]
+) -> tuple[dict[str, Any], str]:
+    registry = services.pipelines()
+    try:
+        cls = registry.get(pipeline_id)
+    except UnknownPipelineError as exc:
+        raise ApiError(404, str(exc), code="unknown_pipeline") from None
+    try:
+        validated = cls.validate_config(config)
+    except ConfigError as exc:
+        fields = [(f"config.{p}" if p else "config", m) for p, m in exc.errors]
+        raise ApiError(422, str(exc), code="invalid_config", fields=fields) from None
+    return validated.model_dump(mode="json"), cls.version
+
+
+def _create(
+    services: Services,
+    *,
+    pipeline_id: str,
+    config: Mapping[str, Any],
+    name: str | None,
+    tags: list[str],
+    max_attempts: int | None,
+    parent_id: str | None = None,
+) -> ExperimentRecord:
+    clean, version = _validated_config(services, pipeline_id, config)
+    record = services.store.create(
+        pipeline_id=pipeline_id,
+        config=clean,
+        name=name,
+        pipeline_version=version,
+        tags=tags,
+        parent_id=parent_id,
+        max_attempts=max_attempts or services.settings.max_attempts,
+    )
+    try:
+        services.dispatcher.submit(record.id)
+    except Exception as exc:
+        log.exception("could not hand %s to the workers", record.id)
+        services.store.transition(record.id, S.failed, error=f"could not enqueue: {exc}")
+        raise ApiError(
+            503, f"the job queue is unavailable: {exc}", code="queue_unavailable"
+        ) from None
+    return record
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=ExperimentPublic,
+    responses=responses(404, 422, 503),
+    summary="Queue a run of a pipeline (config validated against its model)",
+)
+async def create_experiment(body: ExperimentCreate, services: ServicesDep) -> ExperimentPublic:
+    record = await run_in_threadpool(
+        lambda: _create(
+            services,
+            pipeline_id=body.pipeline_id,
+            config=body.config,
+            name=body.name,
+            tags=body.tags,
+            max_attempts=body.max_attempts,
+        )
+    )
+    return _public(record)
+
+
+@router.get(
+    "",
+    response_model=ExperimentList,
+    responses=responses(400, 422),
+    summary="Filter, search, sort and paginate experiments",
+)
+async def list_experiments(
+    store: StoreDep,
+    pipeline_id: Annotated[str | None, Query(max_length=100)] = None,
+    status: Annotated[list[ExperimentStatus] | None, Query(description="Any of these")] = None,
+    tag: Annotated[list[str] | None, Query(description="All of these tags")] = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    q: Annotated[str | None, Query(max_length=200, description="Name contains / id starts")] = None,
+    parent_id: Annotated[str | None, Query(max_length=32)] = None,
+    sort: SortField = SortField.created_at,
+    order: SortOrder = SortOrder.desc,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: Annotated[str | None, Query(max_length=2000, description="From `next_cursor`")] = None,
+    offset: Annotated[int | None, Query(ge=0, le=1_000_000)] = None,
+    with_total: bool = False,
+) -> ExperimentList:
+    for when in (created_after, created_before):
+        if when is not None and when.tzinfo is None:
+            raise ApiError(422, "dates need a timezone, e.g. 2026-01-01T00:00:00Z")
+    try:
+        page = await run_in_threadpool(
+            store.list_experiments,
+            pipeline_id=pipeline_id,
+            status=[s.value for s in status] if status else None,
+            tags=tag,
+            created_after=created_after,
+            created_before=created_before,
+            search=q,
+            parent_id=parent_id,
+            sort=sort.value,
+            descending=order is SortOrder.desc,
+            limit=limit,
+            offset=offset,
+            cursor=cursor,
+            with_total=with_total,
+        )
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from None
+    return ExperimentList(
+        items=[ExperimentSummary.model_validate(r) for r in page.items],
+        next_cursor=page.next_cursor,
+        total=page.total,
+        limit=limit,
+    )
+
+
+@router.get(
+    "/{experiment_id}",
+    response_model=ExperimentPublic,
+    responses=responses(404),
+    summary="One experiment",
+)
+async def get_experiment(experiment: ExperimentDep) -> ExperimentPublic:
+    return _public(experiment)
+
+
+# PostgreSQL reduces a long series in SQL, from the covering index ix_metrics_series: per
+# bucket of steps, the points with the smallest and the largest value (ARRAY comparison orders
+# by value, then step), in one pass.
+_PG_BUCKETS = text(
+    """
+    SELECT min(ARRAY[value, step]), max(ARRAY[value, step]), count(*)
+    FROM metrics
+    WHERE experiment_id = :id AND name = :name AND value IS NOT NULL
+    GROUP BY (step - :lo) * :buckets / :span
+    """
+)
+# The metric names of an experiment by skipping through the index (no scan of its points).
+_PG_NAMES = text(
+    """
+    WITH RECURSIVE names(name) AS (
+        (SELECT name FROM metrics WHERE experiment_id = :id ORDER BY name LIMIT 1)
+        UNION ALL
+        SELECT (SELECT m.name FROM metrics m
+                WHERE m.experiment_id = :id AND m.name > names.name ORDER BY m.name LIMIT 1)
+        FROM names WHERE names.name IS NOT NULL
+    )
+    SELECT name FROM names WHERE name IS NOT NULL
+    """
+)
+
+
+def _pg_series(conn: Any, experiment_id: str, name: str, max_points: int) -> MetricSeries | None:
+    where = (MetricPoint.experiment_id == experiment_id, MetricPoint.name == name)
+    lo, hi = conn.execute(
+        select(func.min(MetricPoint.step), func.max(MetricPoint.step)).where(*where)
+    ).one()
+    if lo is None:
+        return None
+    span = hi - lo + 1
+    if span > max_points and max_points >= 4:  # steps are unique: span bounds the count
+        chosen: dict[int, Point] = {}
+        finite = 0
+        params = {"id": experiment_id, "name": name, "lo": lo, "span": span}
+        for low, high, count in conn.execute(_PG_BUCKETS, {**params, "buckets": max_points // 2}):
+            finite += count
+            for value, step in (low, high):
+                chosen[int(step)] = (int(step), value, None)
+        points = [chosen[k] for k in sorted(chosen)]
+        total = finite + _null_count(conn, experiment_id, name)
+        if len(points) < total:
+            return _series(name, points, total)
+    query = select(MetricPoint.step, MetricPoint.value, MetricPoint.epoch).where(*where)
+    raw: list[Point] = [tuple(r) for r in conn.execute(query.order_by(MetricPoint.step))]
+    return _series(name, minmax_downsample(raw, max_points), len(raw))
+
+
+def _null_count(conn: Any, experiment_id: str, name: str) -> int:
+    query = select(func.count()).where(
+        MetricPoint.experiment_id == experiment_id,
+        MetricPoint.name == name,
+        MetricPoint.value.is_(None),
+    )
+    return int(conn.execute(query).scalar_one())
+
+
+def _series(name: str, points: list[Point], total: int) -> MetricSeries:
+    return MetricSeries(
+        name=name,
+        steps=[p[0] for p in points],
+        values=[p[1] for p in points],
+        epochs=[p[2] for p in points],
+        total_points=total,
+        downsampled=len(points) < total,
+    )
+
+
+def _metric_series(
+    store: ExperimentStore, experiment_id: str, names: list[str] | None, max_points: int
+) -> list[MetricSeries]:
+    series: list[MetricSeries] = []
+    with store.engine.connect() as conn:
+        if store.dialect == "postgresql":
+            # most runs are short: one query fetches them whole; long ones are reduced in SQL
+            short = _all_points(conn, experiment_id, names, limit=_SHORT)
+            if short is not None:
+                return [
+                    _series(n, minmax_downsample(p, max_points), len(p)) for n, p in short.items()
+                ]
+            wanted = names or list(conn.execute(_PG_NAMES, {"id": experiment_id}).scalars())
+            for name in sorted(set(wanted)):
+                one = _pg_series(conn, experiment_id, name, max_points)
+                if one is not None:
+                    series.append(one)
+            return series
+        # SQLite (local, no round trips): plain tuples, downsampled here
+        grouped = _all_points(conn, experiment_id, names, limit=None) or {}
+    return [_series(n, minmax_downsample(p, max_points), len(p)) for n, p in grouped.items()]
+
+
+_SHORT = 5000  # points fetched whole before PostgreSQL reduces series in SQL instead
+
+
+def _all_points(
+    conn: Any, experiment_id: str, names: list[str] | None, *, limit: int | None
+) -> dict[str, list[Point]] | None:
+    """Every point by metric name (plain tuples, not ORM objects); None if over `limit`."""
+    query = select(MetricPoint.name, MetricPoint.step, MetricPoint.value, MetricPoint.epoch)
+    query = query.where(MetricPoint.experiment_id == experiment_id)
+    if names:
+        query = query.where(MetricPoint.name.in_(names))
+    query = query.order_by(MetricPoint.name, MetricPoint.step)
+    if limit is not None:
+        query = query.limit(limit + 1)
+    rows = conn.execute(query).all()
+    if limit is not None and len(rows) > limit:
+        return None
+    grouped: dict[str, list[Point]] = {}
+    for name, step, value, epoch in rows:
+        grouped.setdefault(name, []).append((step, value, epoch))
+    return grouped
+
+
+# Finished runs never change: their downsampled series are kept (keyed by everything that
+# could change them, including the last event seq that every metrics report bumps).
+_cache: OrderedDict[tuple[Any, ...], list[MetricSeries]] = OrderedDict()
+_CACHE_SIZE = 256
+_FINAL = frozenset({S.succeeded, S.failed, S.cancelled})
+
+
+def _cached_series(
+    store: ExperimentStore, experiment_id: str, names: list[str] | None, max_points: int
+) -> list[MetricSeries]:
+    record = experiment_or_404(store, experiment_id)
+    key = (id(store), experiment_id, tuple(sorted(names or ())), max_points, record.last_event_seq)
+    if record.status in _FINAL and key in _cache:
+        _cache.move_to_end(key)
+        return _cache[key]
+    series = _metric_series(store, experiment_id, names, max_points)
+    if record.status in _FINAL:
+        _cache[key] = series
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return series
+
+
+@router.get(
+    "/{experiment_id}/metrics",
+    response_model=MetricsPublic,
+    responses=responses(404),
+    summary="Metric history, downsampled on the server keeping peaks (min/max per bucket)",
+)
+async def get_metrics(
+    experiment_id: ExperimentId,
+    store: StoreDep,
+    name: Annotated[list[str] | None, Query(description="Only these metrics")] = None,
+    max_points: Annotated[int, Query(ge=2, le=100_000)] = 1000,
+) -> MetricsPublic:
+    series = await run_in_threadpool(_cached_series, store, experiment_id, name, max_points)
+    return MetricsPublic(experiment_id=experiment_id, max_points=max_points, series=series)
+
+
+@router.get(
+    "/{experiment_id}/logs",
+    response_model=LogList,
+    responses=responses(404),
+    summary="Log lines after `after_id`",
+)
+async def get_logs(
+    experiment: ExperimentDep,
+    store: StoreDep,
+    after_id: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+) -> LogList:
+    lines = await run_in_threadpool(store.logs, experiment.id, after_id=after_id, limit=limit)
+    return LogList(
+        items=[LogLinePublic.model_validate(line) for line in lines],
+        next_after_id=lines[-1].id if lines else after_id,
+    )
+
+
+@router.get(
+    "/{experiment_id}/events",
+    response_model=list[EventPublic],
+    responses=responses(404),
+    summary="Stored events after `after` (the WebSocket at the same path streams them live)",
+)
+async def get_events(
+    experiment: ExperimentDep,
+    store: StoreDep,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+) -> list[EventPublic]:
+    events = await run_in_threadpool(store.events_after, experiment.id, after, limit=limit)
+    return [EventPublic.model_validate(e) for e in events]
+
+
+@router.get(
+    "/{experiment_id}/artifacts",
+    response_model=ArtifactList,
+    responses=responses(404),
+    summary="The files the run saved",
+)
+async def list_artifacts(
+    experiment: ExperimentDep, store: StoreDep, request: Request
+) -> ArtifactList:
+    records = await run_in_threadpool(store.artifacts, experiment.id)
+    base = str(request.url_for("list_artifacts", experiment_id=experiment.id).path)
+    return ArtifactList(
+        items=[
+            ArtifactPublic(
+                path=a.path,
+                size=a.size,
+                kind=a.kind,
+                created_at=a.created_at,
+                url=f"{base}/{a.path}",
+            )
+            for a in records
+        ]
+    )
+
+
+def artifact_file(store: ExperimentStore, experiment_id: str, relative: str) -> FsPath:
+    """The file `relative` inside the experiment's folder; refuses anything outside it."""
+    root = store.artifact_dir(experiment_id).resolve()
+    if "\x00" in relative or not relative.strip("/"):
+        raise ApiError(400, "artifact path must name a file", code="bad_path")
+    target = (root / relative).resolve()
+    if not target.is_relative_to(root) or target == root:
+        raise ApiError(
+            400, f"artifact path {relative!r} leaves the experiment's folder", code="bad_path"
+        )
+    if not target.is_file():
+        raise ApiError(404, f"experiment {experiment_id} has no artifact {relative!r}")
+    return target
+
+
+@router.get(
+    "/{experiment_id}/artifacts/{path:path}",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "The file"},
+        **responses(400, 404),
+    },
+    summary="Download one artifact",
+)
+async def download_artifact(
+    experiment: ExperimentDep,
+    store: StoreDep,
+    path: Annotated[str, Path(max_length=500)],
+    download: Annotated[bool, Query(description="As an attachment")] = False,
+) -> FileResponse:
+    target = artifact_file(store, experiment.id, path)
+    return FileResponse(
+        target,
+        filename=target.name,
+        content_disposition_type="attachment" if download else "inline",
+    )
+
+
+@router.post(
+    "/{experiment_id}/cancel",
+    response_model=ExperimentPublic,
+    responses=responses(404, 409),
+    summary="Cancel: queued runs stop at once, running ones at their next check",
+)
+async def cancel_experiment(experiment: ExperimentDep, services: ServicesDep) -> ExperimentPublic:
+    def cancel() -> ExperimentRecord:
+        try:
+            record = services.store.request_cancel(experiment.id)
+        except InvalidTransitionError as exc:
+            raise ApiError(409, str(exc), code="invalid_state") from None
+        if record.status is not experiment.status:
+            payload: dict[str, Any] = {"status": record.status.value, "error": record.error}
+            services.events.emit(experiment.id, "status", payload)
+        return services.store.get(experiment.id)
+
+    return _public(await run_in_threadpool(cancel))
+
+
+@router.delete(
+    "/{experiment_id}",
+    status_code=204,
+    response_class=Response,
+    responses=responses(404, 409),
+    summary="Delete an experiment, its records and its artifacts",
+)
+async def delete_experiment(experiment: ExperimentDep, store: StoreDep) -> Response:
+    if experiment.status in (S.running, S.cancelling):
+        raise ApiError(
+            409,
+            f"experiment {experiment.id} is {experiment.status.value}; cancel it first",
+            code="invalid_state",
+        )
+    await run_in_threadpool(store.delete, experiment.id)
+    return Response(status_code=204)
+
+
+def _merge(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in changes.items():
+        old = merged.get(key)
+        if isinstance(old, Mapping) and isinstance(value, Mapping):
+            merged[key] = _merge(old, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+@router.post(
+    "/{experiment_id}/rerun",
+    status_code=201,
+    response_model=ExperimentPublic,
+    responses=responses(404, 422, 503),
+    summary="Queue a new run with this experiment's config and the given changes",
+)
+async def rerun_experiment(
+    experiment: ExperimentDep, body: ExperimentRerun, services: ServicesDep
+) -> ExperimentPublic:
+    name = body.name or f"{experiment.name} (re-run)"[:200]
+    record = await run_in_threadpool(
+        lambda: _create(
+            services,
+            pipeline_id=experiment.pipeline_id,
+            config=_merge(experiment.config, body.config),
+            name=name,
+            tags=experiment.tags if body.tags is None else body.tags,
+            max_attempts=experiment.max_attempts,
+            parent_id=experiment.id,
+        )
+    )
+    return _public(record)

@@ -1,0 +1,114 @@
+"""`GET /health`: the database, the queue and the workers."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter
+from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+
+from azuraforge_platform import __version__
+from azuraforge_platform.api.deps import ServicesDep
+from azuraforge_platform.api.schemas import Health, ServiceHealth, WorkerHealth
+from azuraforge_platform.api.services import Services
+from azuraforge_platform.store import current_revision
+
+router = APIRouter(prefix="/health", tags=["health"])
+
+_ping_cache: dict[int, tuple[float, list[str]]] = {}
+
+
+def _database(services: Services) -> ServiceHealth:
+    store = services.store
+    try:
+        with store.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return ServiceHealth(
+            ok=True, kind=store.dialect, detail=f"schema {current_revision(store.engine)}"
+        )
+    except Exception as exc:
+        return ServiceHealth(ok=False, kind=store.dialect, detail=f"{type(exc).__name__}: {exc}")
+
+
+def _celery_workers(services: Services) -> list[str]:
+    # A broadcast ping costs its timeout; several health probes a second share one answer.
+    key = id(services)
+    cached = _ping_cache.get(key)
+    if cached is not None and time.monotonic() - cached[0] < 5.0:
+        return cached[1]
+    try:
+        replies: list[dict[str, Any]] = services.celery.control.ping(timeout=1.0) or []
+        names = sorted(name for reply in replies for name in reply)
+    except Exception:
+        names = []
+    if names:  # a busy solo-pool worker does not answer: ask again next time
+        _ping_cache[key] = (time.monotonic(), names)
+    return names
+
+
+def _check(services: Services) -> Health:
+    database = _database(services)
+    settings = services.settings
+    if services.mode == "distributed":
+        try:
+            import redis
+
+            client = redis.Redis.from_url(settings.redis_url or "", socket_connect_timeout=1)
+            client.ping()
+            client.close()
+            queue = ServiceHealth(ok=True, kind="redis", detail=f"queue {settings.celery_queue}")
+        except Exception as exc:
+            queue = ServiceHealth(ok=False, kind="redis", detail=f"{type(exc).__name__}: {exc}")
+    else:
+        executor = services.executor
+        if executor is None:
+            queue = ServiceHealth(ok=True, kind="embedded", detail="no workers in this process")
+        else:
+            alive = any(t.is_alive() for t in executor._threads)
+            queue = ServiceHealth(
+                ok=alive,
+                kind="embedded",
+                detail=f"{len(executor.running)}/{executor.max_workers} runs in progress",
+            )
+    workers: dict[str, WorkerHealth] = {}
+    if database.ok:
+        cutoff = datetime.now(UTC) - timedelta(seconds=settings.lost_after_seconds)
+        page = services.store.list_experiments(status=["running", "cancelling"], limit=1000)
+        for exp in page.items:
+            if exp.worker is None:
+                continue
+            workers[exp.worker] = WorkerHealth(
+                name=exp.worker,
+                experiment_id=exp.id,
+                heartbeat_at=exp.heartbeat_at,
+                alive=exp.heartbeat_at is not None and exp.heartbeat_at >= cutoff,
+            )
+    if services.mode == "distributed" and queue.ok:
+        for name in _celery_workers(services):
+            known = [w for w in workers if w.split(":")[0] in name]
+            if not known:
+                workers[name] = WorkerHealth(name=name, alive=True)
+    elif services.executor is not None:
+        slots = services.executor.max_workers
+        for i in range(max(0, slots - len(services.executor.running))):
+            workers[f"embedded-slot-{i + 1}"] = WorkerHealth(
+                name=f"embedded-slot-{i + 1}", alive=True
+            )
+    items = sorted(workers.values(), key=lambda w: w.name)
+    return Health(
+        status="ok" if database.ok and queue.ok else "degraded",
+        mode="embedded" if services.mode == "embedded" else "distributed",
+        version=__version__,
+        database=database,
+        queue=queue,
+        workers_alive=sum(w.alive for w in items),
+        workers=items,
+    )
+
+
+@router.get("", response_model=Health, summary="Database, queue and worker status")
+async def health(services: ServicesDep) -> Health:
+    return await run_in_threadpool(_check, services)

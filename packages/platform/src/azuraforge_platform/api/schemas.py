@@ -1,0 +1,281 @@
+"""Request and response schemas of the HTTP API, one family per entity, kept apart from the
+SQLAlchemy tables. Importing this module needs pydantic only (the client uses it too)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from azuraforge_platform.store.models import ExperimentStatus
+
+__all__ = [
+    "ArtifactList",
+    "ArtifactPublic",
+    "ErrorBody",
+    "ErrorField",
+    "ErrorResponse",
+    "EventPublic",
+    "ExperimentCreate",
+    "ExperimentList",
+    "ExperimentPublic",
+    "ExperimentRerun",
+    "ExperimentSummary",
+    "Health",
+    "LogLinePublic",
+    "LogList",
+    "MetricSeries",
+    "MetricsPublic",
+    "ModelCreate",
+    "ModelList",
+    "ModelPublic",
+    "PipelineDetail",
+    "PipelineList",
+    "PipelineLoadError",
+    "PipelineSummary",
+    "PredictRequest",
+    "PredictResponse",
+    "ServiceHealth",
+    "UploadPublic",
+    "WorkerHealth",
+]
+
+Tag = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+# -- errors ---------------------------------------------------------------------------------
+class ErrorField(Schema):
+    path: str = Field(description="Dotted path of the offending field, e.g. `config.epochs`.")
+    message: str
+
+
+class ErrorBody(Schema):
+    code: str = Field(description="Stable machine-readable code, e.g. `not_found`.")
+    message: str = Field(description="What went wrong, for a human.")
+    fields: list[ErrorField] = Field(default_factory=list)
+
+
+class ErrorResponse(Schema):
+    """Every 4xx/5xx answer has this shape."""
+
+    error: ErrorBody
+
+
+# -- health ---------------------------------------------------------------------------------
+class ServiceHealth(Schema):
+    ok: bool
+    kind: str = Field(description="sqlite, postgresql, embedded or redis")
+    detail: str | None = None
+
+
+class WorkerHealth(Schema):
+    name: str
+    experiment_id: str | None = None
+    heartbeat_at: datetime | None = None
+    alive: bool
+
+
+class Health(Schema):
+    status: Literal["ok", "degraded"]
+    mode: Literal["embedded", "distributed"]
+    version: str
+    database: ServiceHealth
+    queue: ServiceHealth
+    workers_alive: int = Field(description="Workers that answered or beat recently.")
+    workers: list[WorkerHealth]
+
+
+# -- pipelines ------------------------------------------------------------------------------
+class PipelineSummary(Schema):
+    id: str
+    name: str
+    description: str
+    package: str | None
+    category: str
+    official: bool
+    installed: bool
+    version: str | None
+
+
+class PipelineLoadError(Schema):
+    name: str
+    distribution: str | None
+    error: str
+
+
+class PipelineList(Schema):
+    items: list[PipelineSummary]
+    load_errors: list[PipelineLoadError] = Field(
+        default_factory=list, description="Installed plugins that failed to load (skipped)."
+    )
+
+
+class PipelineDetail(PipelineSummary):
+    config_schema: dict[str, Any] = Field(description="JSON Schema of the pipeline's config.")
+    default_config: dict[str, Any]
+    supports_prediction: bool
+
+
+# -- experiments ----------------------------------------------------------------------------
+class ExperimentCreate(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    pipeline_id: str = Field(min_length=1, max_length=100)
+    config: dict[str, Any] = Field(default_factory=dict)
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    tags: list[Tag] = Field(default_factory=list, max_length=50)
+    max_attempts: int | None = Field(default=None, ge=1, le=10)
+
+
+class ExperimentRerun(Schema):
+    """A new run of an existing experiment: its config with `config` merged over it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    config: dict[str, Any] = Field(default_factory=dict, description="Changes to the config.")
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    tags: list[Tag] | None = Field(default=None, max_length=50)
+
+
+class ExperimentSummary(Schema):
+    id: str
+    name: str
+    pipeline_id: str
+    pipeline_version: str | None
+    status: ExperimentStatus
+    tags: list[str]
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    attempts: int
+    max_attempts: int
+    error: str | None
+    summary: dict[str, Any] | None
+    parent_id: str | None
+
+
+class ExperimentPublic(ExperimentSummary):
+    config: dict[str, Any]
+    heartbeat_at: datetime | None
+    worker: str | None
+    traceback: str | None
+    last_event_seq: int
+
+
+class ExperimentList(Schema):
+    items: list[ExperimentSummary]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+    total: int | None = Field(description="Matching rows (only with `with_total=true`).")
+    limit: int
+
+
+# -- metrics, logs, events, artifacts -------------------------------------------------------
+class MetricSeries(Schema):
+    name: str
+    steps: list[int]
+    values: list[float | None] = Field(description="null where the value was NaN or infinite")
+    epochs: list[int | None]
+    total_points: int = Field(description="Points stored for this metric.")
+    downsampled: bool
+
+
+class MetricsPublic(Schema):
+    experiment_id: str
+    max_points: int
+    series: list[MetricSeries]
+
+
+class LogLinePublic(Schema):
+    id: int
+    time: datetime
+    level: str
+    message: str
+
+
+class LogList(Schema):
+    items: list[LogLinePublic]
+    next_after_id: int = Field(description="Pass as `after_id` to read on.")
+
+
+class EventPublic(Schema):
+    experiment_id: str
+    seq: int
+    type: str
+    payload: dict[str, Any]
+    time: datetime
+
+
+class ArtifactPublic(Schema):
+    path: str
+    size: int
+    kind: str
+    created_at: datetime
+    url: str
+
+
+class ArtifactList(Schema):
+    items: list[ArtifactPublic]
+
+
+# -- models ---------------------------------------------------------------------------------
+class ModelCreate(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    experiment_id: str = Field(min_length=1, max_length=32)
+    artifact_path: str | None = Field(
+        default=None,
+        max_length=500,
+        description="The model file in the experiment's artifacts (default: its `model` one).",
+    )
+    description: str | None = Field(default=None, max_length=2000)
+
+
+class ModelPublic(Schema):
+    name: str
+    experiment_id: str
+    pipeline_id: str
+    pipeline_version: str | None
+    artifact_path: str
+    description: str | None
+    metrics: dict[str, Any] | None
+    created_at: datetime
+
+
+class ModelList(Schema):
+    items: list[ModelPublic]
+
+
+class PredictRequest(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    inputs: Any = Field(
+        default=None,
+        description="RAW inputs in the dataset's own form: price or weather rows (list of "
+        "objects), images (lists of 0-255 pixel rows), ...",
+    )
+    upload_id: str | None = Field(
+        default=None, max_length=64, description="Instead of `inputs`: an uploaded data file."
+    )
+
+
+class PredictResponse(Schema):
+    model: str
+    pipeline_id: str
+    predictions: Any
+
+
+# -- uploads --------------------------------------------------------------------------------
+class UploadPublic(Schema):
+    id: str = Field(description="Server-generated; reference it from a config or predict.")
+    path: str = Field(description="Server-side path to put in a pipeline config (`csv_path`).")
+    filename: str = Field(description="The client's file name, for display only.")
+    size: int
+    sha256: str
+    kind: str

@@ -1,0 +1,107 @@
+"""What the API process holds while it runs: store, events, pipelines, job dispatch."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from azuraforge_pipeline import PipelineRegistry, discover
+from azuraforge_platform.api.live import LiveHub
+from azuraforge_platform.events import EventService, make_bus
+from azuraforge_platform.settings import Settings
+from azuraforge_platform.store import ExperimentStore, ModelRegistry, make_engine
+
+__all__ = ["Dispatcher", "Services"]
+
+log = logging.getLogger(__name__)
+
+
+class Dispatcher(Protocol):
+    def submit(self, experiment_id: str) -> None: ...
+
+
+class _NoDispatch:
+    """`run_jobs=False`: experiments stay queued until some worker picks them up."""
+
+    def submit(self, experiment_id: str) -> None:
+        pass
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: ExperimentStore
+    events: EventService
+    models: ModelRegistry
+    hub: LiveHub
+    dispatcher: Dispatcher
+    mode: str  # "embedded" or "distributed"
+    executor: Any = None  # LocalExecutor in embedded mode
+    celery: Any = None  # Celery app in distributed mode
+    _registry: PipelineRegistry | None = None
+    _registry_at: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def start(cls, settings: Settings, *, run_jobs: bool = True) -> Services:
+        url = settings.resolved_database_url
+        kwargs: dict[str, Any] = {}
+        if not url.startswith("sqlite"):
+            # the threadpool serves up to 40 requests at once; let them all hold a connection
+            kwargs = {"pool_size": 20, "max_overflow": 30}
+        store = ExperimentStore(
+            url, settings.resolved_artifact_root, engine=make_engine(url, **kwargs)
+        )
+        bus = make_bus(settings.redis_url, prefix=settings.event_channel_prefix)
+        events = EventService(store, bus)
+        mode = "distributed" if settings.redis_url else "embedded"
+        executor: Any = None
+        celery: Any = None
+        dispatcher: Dispatcher = _NoDispatch()
+        if run_jobs and mode == "embedded":
+            from azuraforge_platform.execution import LocalExecutor
+
+            executor = LocalExecutor(
+                settings, store, bus, max_workers=settings.embedded_workers
+            ).start()
+            dispatcher = executor
+        elif mode == "distributed":
+            from azuraforge_platform.jobqueue import CeleryDispatcher, make_celery
+
+            celery = make_celery(settings)
+            if run_jobs:
+                dispatcher = CeleryDispatcher(celery)
+        services = cls(
+            settings=settings,
+            store=store,
+            events=events,
+            models=ModelRegistry(store),
+            hub=LiveHub(events),
+            dispatcher=dispatcher,
+            mode=mode,
+            executor=executor,
+            celery=celery,
+        )
+        services.pipelines()  # discover once now: the first request should not pay for it
+        return services
+
+    def pipelines(self, *, refresh: bool = False) -> PipelineRegistry:
+        """The installed pipelines; re-discovered at most every 30 s (or on `refresh`)."""
+        with self._lock:
+            stale = time.monotonic() - self._registry_at > 30.0
+            if self._registry is None or refresh or stale:
+                self._registry = discover()
+                self._registry_at = time.monotonic()
+                for err in self._registry.errors:
+                    log.warning("pipeline plugin %s failed to load: %s", err.name, err.error)
+            return self._registry
+
+    def close(self) -> None:
+        self.hub.close()
+        if self.executor is not None:
+            self.executor.stop()
+        self.events.bus.close()
+        self.store.close()

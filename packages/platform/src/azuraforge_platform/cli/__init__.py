@@ -1,0 +1,1 @@
+"""The `azuraforge` command line (typer + rich); the root app is `cli.app.app`."""

@@ -1,0 +1,115 @@
+"""`azuraforge up` (the whole platform on one machine) and `azuraforge api` (only the API,
+against shared PostgreSQL and Redis, for several instances behind a load balancer)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from azuraforge_platform.cli.common import console, fail, load_settings, open_store
+
+__all__ = ["register"]
+
+Host = Annotated[str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")]
+Port = Annotated[int | None, typer.Option(min=0, max=65535, help="Port (default 8000).")]
+
+
+def _address(host: str, port: int) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return f"http://{shown}:{port}"
+
+
+def up_command(
+    host: Host = None,
+    port: Port = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Experiments run at once (default 1).")
+    ] = None,
+    dashboard: Annotated[
+        Path | None, typer.Option(help="The built dashboard folder (default: dashboard/dist).")
+    ] = None,
+) -> None:
+    """Start everything on this machine: the API, embedded workers and the dashboard
+    (SQLite and a local artifact folder unless configured otherwise; no Redis needed)."""
+    import uvicorn
+
+    from azuraforge_platform.api.app import create_app, default_dashboard_dir
+
+    settings = load_settings()
+    out = console()
+    if settings.redis_url:
+        out.print("note: `up` runs embedded workers; AZURAFORGE_REDIS_URL is not used here")
+    updates: dict[str, object] = {"redis_url": None}
+    if host is not None:
+        updates["api_host"] = host
+    if port is not None:
+        updates["api_port"] = port
+    if workers is not None:
+        updates["embedded_workers"] = workers
+    if dashboard is not None:
+        if not (dashboard / "index.html").is_file():
+            fail(f"{dashboard} has no index.html; build the dashboard first (make setup)", 2)
+        updates["dashboard_dir"] = dashboard
+    settings = settings.model_copy(update=updates)
+    open_store(settings).close()  # migrates now, and fails clearly if it cannot
+    app = create_app(settings)
+    address = _address(settings.api_host, settings.api_port)
+    out.print(f"[bold green]AzuraForge is up:[/] open {address}/")
+    out.print(f"  API {address}/api/v1  ·  docs {address}/api/v1/docs")
+    out.print(f"  store {settings.resolved_database_url}")
+    out.print(f"  artifacts {settings.resolved_artifact_root}")
+    if default_dashboard_dir(settings) is None:
+        out.print("  (dashboard not built: only the API is served; build it with `make setup`)")
+    uvicorn.run(
+        app,
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level="warning",
+        ws_ping_interval=20,
+        ws_ping_timeout=20,
+    )
+
+
+def api_command(
+    host: Host = None,
+    port: Port = None,
+    processes: Annotated[int, typer.Option(min=1, help="uvicorn worker processes.")] = 1,
+) -> None:
+    """Serve only the API against shared services (AZURAFORGE_DATABASE_URL and
+    AZURAFORGE_REDIS_URL); run as many as needed behind a load balancer."""
+    import uvicorn
+
+    settings = load_settings()
+    if not settings.redis_url:
+        fail(
+            "`azuraforge api` serves the distributed mode: set AZURAFORGE_REDIS_URL (and "
+            "AZURAFORGE_DATABASE_URL for a shared PostgreSQL); for one machine use `azuraforge up`",
+            2,
+        )
+    if not settings.database_url:
+        console().print(
+            "note: no AZURAFORGE_DATABASE_URL: using the local SQLite file, which only "
+            "processes on this machine can share"
+        )
+    open_store(settings).close()
+    host = host or settings.api_host
+    port = port if port is not None else settings.api_port
+    console().print(f"[bold green]AzuraForge API:[/] {_address(host, port)}/api/v1")
+    # By import string, so every process builds its app from the same environment.
+    uvicorn.run(
+        "azuraforge_platform.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=processes,
+        log_level="warning",
+        ws_ping_interval=20,
+        ws_ping_timeout=20,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("up")(up_command)
+    app.command("api")(api_command)

@@ -1,0 +1,195 @@
+"""API fixtures: a tiny pipeline plugin that really trains (installed for the session), the
+app in-process (TestClient) and a real uvicorn server on a loopback port."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+
+from azuraforge_platform.api import create_app
+from azuraforge_platform.settings import Settings
+
+TRAINER_SOURCE = '''
+import json
+import time
+
+import numpy as np
+from pydantic import Field
+
+from azuraforge_pipeline import Pipeline, PipelineConfig
+
+
+class Trainer(Pipeline):
+    """Fits y = 3x - 2 by gradient descent: a real, tiny training run."""
+
+    id = "{pipeline_id}"
+    name = "Tiny trainer"
+    description = "linear regression by gradient descent, for the API tests"
+    version = "0.0.1"
+
+    class Config(PipelineConfig):
+        epochs: int = Field(30, ge=1, le=100000, description="Passes over the data")
+        lr: float = Field(0.1, gt=0, le=1, description="Learning rate")
+        samples: int = Field(64, ge=2, le=10000)
+        sleep: float = Field(0.0, ge=0, le=5, description="Seconds to wait per epoch")
+        csv_path: str | None = Field(None, description="Optional CSV with x,y columns")
+
+    def run(self, config, context):
+        if config.csv_path:
+            data = np.loadtxt(config.csv_path, delimiter=",", skiprows=1, ndmin=2)
+            x, y = data[:, 0], data[:, 1]
+        else:
+            x = context.rng.uniform(-1, 1, config.samples)
+            y = 3 * x - 2 + context.rng.normal(0, 0.01, config.samples)
+        w, b = 0.0, 0.0
+        for epoch in range(1, config.epochs + 1):
+            context.check_cancelled()
+            err = w * x + b - y
+            loss = float(np.mean(err ** 2))
+            w -= config.lr * float(np.mean(2 * err * x))
+            b -= config.lr * float(np.mean(2 * err))
+            context.progress(epoch=epoch, total_epochs=config.epochs)
+            context.log_metrics({{"loss": loss}}, epoch=epoch)
+            if config.sleep:
+                time.sleep(config.sleep)
+        context.log(f"fitted w={{w:.4f}} b={{b:.4f}}")
+        context.save_artifact("model.json", {{"w": w, "b": b}}, kind="model")
+        context.save_artifact("report.md", f"# Fit\\n\\nw={{w}} b={{b}}\\n")
+        return {{"w": w, "b": b, "final_loss": loss}}
+
+    @classmethod
+    def predict(cls, model_path, inputs):
+        model = json.loads(open(model_path).read())
+        xs = np.asarray(inputs, dtype=float)
+        if xs.ndim != 1:
+            raise ValueError("inputs must be a list of numbers")
+        return (model["w"] * xs + model["b"]).tolist()
+
+
+class NoPredict(Pipeline):
+    id = "{pipeline_id}_np"
+    name = "No prediction"
+
+    def run(self, config, context):
+        context.save_artifact("model.json", {{"w": 1}}, kind="model")
+        return {{}}
+'''
+
+
+@pytest.fixture(scope="session")
+def trainer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Installs a real plugin distribution with two pipelines: `<id>` (trains, predicts) and
+    `<id>_np` (no predict); worker processes find them through their entry points."""
+    tag = uuid.uuid4().hex[:8]
+    pipeline_id, module, dist = f"trainer_{tag}", f"azf_trainer_{tag}", f"azf-trainer-{tag}"
+    root = tmp_path_factory.mktemp("trainer")
+    (root / "src" / module).mkdir(parents=True)
+    (root / "src" / module / "__init__.py").write_text(
+        TRAINER_SOURCE.format(pipeline_id=pipeline_id)
+    )
+    (root / "pyproject.toml").write_text(
+        textwrap.dedent(f"""
+        [project]
+        name = "{dist}"
+        version = "0.0.1"
+        requires-python = ">=3.11"
+
+        [project.entry-points."azuraforge.pipelines"]
+        {pipeline_id} = "{module}:Trainer"
+        {pipeline_id}_np = "{module}:NoPredict"
+
+        [build-system]
+        requires = ["uv_build>=0.8,<0.14"]
+        build-backend = "uv_build"
+        """)
+    )
+    uv = os.environ.get("UV") or shutil.which("uv")
+    if uv is None:
+        pytest.fail("the uv executable is needed to install the throw-away plugin")
+    subprocess.run(
+        [uv, "pip", "install", "--quiet", "--no-deps", "--python", sys.executable, str(root)],
+        check=True,
+    )
+    try:
+        yield pipeline_id
+    finally:
+        subprocess.run(
+            [uv, "pip", "uninstall", "--quiet", "--python", sys.executable, dist], check=False
+        )
+
+
+def make_settings(tmp_path: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "data_dir": tmp_path,
+        "database_url": f"sqlite:///{tmp_path / 'store.db'}",
+        "artifact_root": tmp_path / "artifacts",
+        "heartbeat_seconds": 0.2,
+        "ws_ping_seconds": 0.5,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def api(tmp_path: Path, trainer: str) -> Iterator[TestClient]:
+    """The app in-process WITHOUT workers: requests only (validation, errors, listing)."""
+    app = create_app(make_settings(tmp_path), run_jobs=False, serve_dashboard=False)
+    with TestClient(app) as client:
+        yield client
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LiveServer:
+    """uvicorn serving the app in a thread of this process, on a loopback port."""
+
+    def __init__(self, settings: Settings, *, run_jobs: bool = True) -> None:
+        self.settings = settings
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            create_app(settings, run_jobs=run_jobs, serve_dashboard=False),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            ws_ping_interval=5,
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the API server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(60)
+
+
+@pytest.fixture
+def live(tmp_path: Path, trainer: str) -> Iterator[LiveServer]:
+    """A real server in embedded mode: its LocalExecutor trains in child processes."""
+    with LiveServer(make_settings(tmp_path)) as server:
+        yield server

@@ -1,0 +1,87 @@
+"""`azuraforge up` as a user starts it, and `azuraforge models` on the local store."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from azuraforge_platform.cli.app import app as cli
+from azuraforge_platform.events import EventService, InProcessEventBus
+from azuraforge_platform.execution import run_experiment
+from azuraforge_platform.store import ExperimentStore
+
+from .conftest import free_port
+
+
+@pytest.mark.slow
+def test_up_serves_api_and_dashboard_and_prints_the_address(tmp_path: Path, trainer: str) -> None:
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    (dist / "index.html").write_text("<html>the dashboard</html>")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AZURAFORGE_")}
+    env["AZURAFORGE_DATA_DIR"] = str(tmp_path / "data")
+    log = tmp_path / "up.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "azuraforge_platform.cli", "up", "--port", str(port),
+         "--dashboard", str(dist)],
+        env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                health = httpx.get(f"{url}/api/v1/health", timeout=2)
+                break
+            except httpx.HTTPError:
+                assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+        assert health.json()["mode"] == "embedded" and health.json()["database"]["kind"] == "sqlite"
+        assert f"open {url}/" in log.read_text()
+        assert httpx.get(f"{url}/experiments/abc").text == "<html>the dashboard</html>"
+        created = httpx.post(
+            f"{url}/api/v1/experiments", json={"pipeline_id": trainer, "config": {"epochs": 5}}
+        ).json()
+        while (exp := httpx.get(f"{url}/api/v1/experiments/{created['id']}").json())[
+            "status"
+        ] not in ("succeeded", "failed"):
+            assert time.monotonic() < deadline + 60, exp
+            time.sleep(0.2)
+        assert exp["status"] == "succeeded"  # the embedded workers ran it
+        assert (tmp_path / "data" / "azuraforge.db").is_file()
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def test_models_commands_on_the_local_store(
+    tmp_path: Path, trainer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AZURAFORGE_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("AZURAFORGE_DATABASE_URL", raising=False)
+    store = ExperimentStore(f"sqlite:///{tmp_path / 'azuraforge.db'}", tmp_path / "artifacts")
+    exp = store.create(pipeline_id=trainer, config={"epochs": 200, "lr": 0.3})
+    run_experiment(exp.id, EventService(store, InProcessEventBus()))
+    store.close()
+    runner = CliRunner()
+    result = runner.invoke(cli, ["models", "register", "line", exp.id[:10]])
+    assert result.exit_code == 0, result.output
+    assert "registered line" in result.output
+    again = runner.invoke(cli, ["models", "register", "line", exp.id])
+    assert again.exit_code == 2 and "already registered" in again.output
+    listed = runner.invoke(cli, ["models", "list"])
+    assert "line" in listed.output and trainer in listed.output
+    predicted = runner.invoke(cli, ["models", "predict", "line", "[0, 1]"])
+    assert predicted.exit_code == 0, predicted.output
+    assert json.loads(predicted.output) == pytest.approx([-2, 1], abs=0.05)
+    bad = runner.invoke(cli, ["models", "predict", "line", '{"a": 1}'])
+    assert bad.exit_code == 2 and "do not suit" in bad.output
