@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import time
 
-import azuraforge_core as af
 import numpy as np
-from azuraforge_core import Tensor, no_grad
 from sklearn.datasets import load_digits
+
+import azuraforge_core as af
+from azuraforge_core import Tensor, no_grad
 
 
 def main(epochs: int = 15, batch_size: int = 64, lr: float = 0.05, seed: int = 0) -> None:
