@@ -218,6 +218,20 @@ class EpochRunner:
         return len(batches) * self.batch
 
 
+def make_step(loss_of: Callable[[np.ndarray], Any], opt: Any) -> Callable[[np.ndarray], Any]:
+    """One optimisation step on the batch of row indices `idx`. The engine's optimizers and
+    torch's share zero_grad/step, so both engines train through this same loop."""
+
+    def step(idx: np.ndarray) -> Any:
+        loss = loss_of(idx)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
 def to_torch_params(torch: Any, arrays: Sequence[np.ndarray], params: Sequence[Any]) -> None:
     """Copy engine weights into torch parameters in order; a 2-D weight stored (in, out) by
     the engine is transposed to torch's (out, in). Same start, so losses can be compared."""

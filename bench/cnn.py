@@ -18,6 +18,7 @@ from _common import (
     EpochRunner,
     Result,
     load_mnist5k,
+    make_step,
     print_environment,
     print_results,
     set_threads,
@@ -63,14 +64,7 @@ def engine_step(x: np.ndarray, y: np.ndarray) -> tuple[Any, list[np.ndarray]]:
     opt = SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
     init = [p.numpy().copy() for p in model.parameters()]
 
-    def step(idx: np.ndarray) -> Any:
-        loss = loss_fn(model(af.Tensor(x[idx])), y[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss
-
-    return step, init
+    return make_step(lambda idx: loss_fn(model(af.Tensor(x[idx])), y[idx]), opt), init
 
 
 def torch_step(torch: Any, x: np.ndarray, y: np.ndarray, init: list[np.ndarray]) -> Any:
@@ -90,15 +84,11 @@ def torch_step(torch: Any, x: np.ndarray, y: np.ndarray, init: list[np.ndarray])
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     loss_fn = torch.nn.functional.cross_entropy
 
-    def step(idx: np.ndarray) -> Any:
-        i = torch.from_numpy(idx)
-        loss = loss_fn(model(xt[i]), yt[i])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return loss
+    def loss_of(idx: np.ndarray) -> Any:
+        rows = torch.from_numpy(idx)
+        return loss_fn(model(xt[rows]), yt[rows])
 
-    return step
+    return make_step(loss_of, opt)
 
 
 def run(rounds: int = 5, batches: int | None = 40, threads: int = THREADS) -> list[Result]:

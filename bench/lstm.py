@@ -18,6 +18,7 @@ from _common import (
     THREADS,
     EpochRunner,
     Result,
+    make_step,
     print_environment,
     print_results,
     set_threads,
@@ -59,14 +60,7 @@ def engine_step(x: np.ndarray, y: np.ndarray) -> tuple[Any, list[np.ndarray]]:
     opt = Adam(model.parameters(), lr=LR)
     init = [p.numpy().copy() for p in model.parameters()]
 
-    def step(idx: np.ndarray) -> Any:
-        loss = loss_fn(model(af.Tensor(x[idx])), y[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss
-
-    return step, init
+    return make_step(lambda idx: loss_fn(model(af.Tensor(x[idx])), y[idx]), opt), init
 
 
 class _TorchLSTMRegressor:
@@ -92,15 +86,11 @@ def torch_step(torch: Any, x: np.ndarray, y: np.ndarray, init: list[np.ndarray])
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     loss_fn = torch.nn.functional.mse_loss
 
-    def step(idx: np.ndarray) -> Any:
-        i = torch.from_numpy(idx)
-        loss = loss_fn(model(xt[i]), yt[i])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return loss
+    def loss_of(idx: np.ndarray) -> Any:
+        rows = torch.from_numpy(idx)
+        return loss_fn(model(xt[rows]), yt[rows])
 
-    return step
+    return make_step(loss_of, opt)
 
 
 def run(rounds: int = 5, batches: int | None = 20, threads: int = THREADS) -> list[Result]:
