@@ -267,8 +267,9 @@ def test_bad_data_gives_a_clear_error(tmp_path: Path) -> None:
         ({"optimizer": "lbfgs"}, "optimizer"),
         ({"dropout": 1.5}, "dropout"),
         ({"conv_channels": []}, "conv_channels"),
-        ({"validation_fraction": 0.5, "test_fraction": 0.5}, "<root>"),
-        ({"dataset": "image_folder"}, "<root>"),
+        ({"validation_fraction": 0.5, "test_fraction": 0.5}, "test_fraction"),
+        ({"dataset": "image_folder"}, "data_path"),  # a cross-field rule blames its field
+        ({"conv_channels": [16, 0]}, "conv_channels"),
         ({"epcohs": 3}, "epcohs"),
     ],
 )

@@ -146,8 +146,9 @@ def test_missing_target_file_and_config_errors(tmp_path):
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(DataError, match="is empty"):
         run({"dataset": "csv", "csv_path": str(tmp_path / "empty.csv")}, tmp_path)
-    with pytest.raises(ConfigError, match="csv_path is required"):
+    with pytest.raises(ConfigError, match="csv_path is required") as err:
         WeatherForecaster.validate_config({"dataset": "csv"})
+    assert [path for path, _ in err.value.errors] == ["csv_path"]
     with pytest.raises(ConfigError, match="window"):
         WeatherForecaster.validate_config({"window": 0})
 

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from azuraforge_pipeline import (
     Cancelled,
     ConfigError,
+    FieldError,
     Pipeline,
     PipelineConfig,
     PipelineRegistry,
@@ -152,3 +153,32 @@ def test_catalog_merges_installed_flag() -> None:
     assert rows["toy"].installed and not rows["toy"].official and rows["toy"].version == "1.2.0"
     assert rows["hyper_tuner"].official and rows["hyper_tuner"].package == "azuraforge-hyper-tuner"
     assert not rows["hyper_tuner"].installed
+
+
+class Ranged(Pipeline):
+    id = "ranged"
+    name = "Ranged"
+
+    class Config(PipelineConfig):
+        low: float = Field(0.0, description="lower end")
+        high: float = Field(1.0, description="upper end")
+
+        @model_validator(mode="after")
+        def _ordered(self) -> Ranged.Config:
+            if self.high <= self.low:
+                raise FieldError("high", "must be greater than low")
+            if self.low < -100:
+                raise ValueError("the range is too wide")  # a plain rule blames the whole config
+            return self
+
+    def run(self, config: Config, context: RunContext) -> None:
+        return None
+
+
+def test_a_cross_field_rule_blames_the_field_it_names() -> None:
+    with pytest.raises(ConfigError) as err:
+        Ranged.validate_config({"low": 2.0, "high": 1.0})
+    assert err.value.errors == [("high", "must be greater than low")]
+    with pytest.raises(ConfigError) as err:
+        Ranged.validate_config({"low": -200.0})
+    assert err.value.errors == [("", "Value error, the range is too wide")]

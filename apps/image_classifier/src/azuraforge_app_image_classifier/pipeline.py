@@ -28,7 +28,7 @@ from azuraforge_learner import (
     load_checkpoint,
     save_model,
 )
-from azuraforge_pipeline import Cancelled, Pipeline, PipelineConfig, RunContext
+from azuraforge_pipeline import Cancelled, FieldError, Pipeline, PipelineConfig, RunContext
 
 from . import report
 from .data import (
@@ -167,13 +167,14 @@ class ImageClassifierConfig(PipelineConfig):
     @model_validator(mode="after")
     def _check(self) -> ImageClassifierConfig:
         if any(c < 1 or c > 512 for c in self.conv_channels):
-            raise ValueError("conv_channels: each entry must be between 1 and 512")
+            raise FieldError("conv_channels", "each entry must be between 1 and 512")
         if self.validation_fraction + self.test_fraction > 0.8:
-            raise ValueError(
-                "validation_fraction + test_fraction must leave at least 20% for training"
+            raise FieldError(
+                "test_fraction",
+                "validation_fraction + test_fraction must leave at least 20% for training",
             )
         if self.dataset == "image_folder" and not self.data_path:
-            raise ValueError("data_path is required for dataset 'image_folder'")
+            raise FieldError("data_path", "data_path is required for dataset 'image_folder'")
         return self
 
 

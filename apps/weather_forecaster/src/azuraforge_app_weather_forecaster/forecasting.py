@@ -56,7 +56,7 @@ from azuraforge_learner.timeseries import (
     downsample_indices,
     forecast_metrics,
 )
-from azuraforge_pipeline import Cancelled, Pipeline, PipelineConfig, RunContext
+from azuraforge_pipeline import Cancelled, FieldError, Pipeline, PipelineConfig, RunContext
 
 MAX_EVENT_POINTS = 300  # a live chart needs no more; keeps each event small
 MIN_SAMPLES = 20  # windows, before the split: fewer cannot train and test anything
@@ -225,7 +225,7 @@ class ForecastConfig(PipelineConfig):
     @model_validator(mode="after")
     def _csv_needs_path(self) -> ForecastConfig:
         if getattr(self, "dataset", None) == "csv" and not self.csv_path:
-            raise ValueError("csv_path is required when dataset is 'csv'")
+            raise FieldError("csv_path", "csv_path is required when dataset is 'csv'")
         return self
 
 

@@ -6,6 +6,7 @@ the `azuraforge.pipelines` entry-point group; the platform discovers it with `di
 
 from azuraforge_pipeline.base import (
     ConfigError,
+    FieldError,
     Pipeline,
     PipelineConfig,
     PredictionNotSupportedError,
@@ -35,6 +36,7 @@ __all__ = [
     "CatalogEntry",
     "Checkpoint",
     "ConfigError",
+    "FieldError",
     "Pipeline",
     "PipelineConfig",
     "PipelineRegistry",

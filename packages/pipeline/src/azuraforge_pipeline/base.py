@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ConfigError",
+    "FieldError",
     "Pipeline",
     "PipelineConfig",
     "PredictionNotSupportedError",
@@ -54,6 +55,23 @@ class PredictionNotSupportedError(NotImplementedError):
         super().__init__(f"pipeline {pipeline_id!r} does not support prediction")
 
 
+class FieldError(ValueError):
+    """Raise from a config's model validator to blame one field of a cross-field rule, so the
+    error lands next to that field: `raise FieldError("data_path", "is required for ...")`."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+def _field_error(err: Mapping[str, Any]) -> tuple[str, str]:
+    path = [str(p) for p in err["loc"]]
+    cause = (err.get("ctx") or {}).get("error")
+    if isinstance(cause, FieldError):
+        return ".".join([*path, cause.field]), str(cause)
+    return ".".join(path), str(err["msg"])
+
+
 class Pipeline(ABC):
     """A unit of work the platform can run: a training job, a tuning sweep, ...
 
@@ -89,8 +107,7 @@ class Pipeline(ABC):
         try:
             return cls.Config.model_validate(data)
         except ValidationError as exc:
-            errors = [(".".join(str(p) for p in err["loc"]), err["msg"]) for err in exc.errors()]
-            raise ConfigError(cls.id, errors) from None
+            raise ConfigError(cls.id, [_field_error(err) for err in exc.errors()]) from None
 
     @classmethod
     def config_schema(cls) -> dict[str, Any]:
