@@ -85,3 +85,35 @@ def test_models_commands_on_the_local_store(
     assert json.loads(predicted.output) == pytest.approx([-2, 1], abs=0.05)
     bad = runner.invoke(cli, ["models", "predict", "line", '{"a": 1}'])
     assert bad.exit_code == 2 and "do not suit" in bad.output
+
+
+def test_experiments_commands_against_a_running_server(live, trainer: str) -> None:
+    """`azuraforge experiments ... --server URL` works on a remote platform through the client."""
+    from azuraforge_platform.client import AzuraForgeClient
+
+    client = AzuraForgeClient(live.url)
+    created = client.create_experiment(trainer, {"epochs": 4}, name="remote run", tags=["cli"])
+    finished = client.wait(created.id, progress=False, timeout=120)
+    assert finished.status.value == "succeeded"
+    runner = CliRunner(env={"COLUMNS": "200"})  # wide tables: nothing is cut off
+
+    listed = runner.invoke(cli, ["experiments", "list", "--server", live.url, "--tag", "cli"])
+    assert listed.exit_code == 0, listed.output
+    assert created.id[:12] in listed.output and "remote run" in listed.output
+
+    shown = runner.invoke(cli, ["experiments", "show", created.id, "--server", live.url])
+    assert shown.exit_code == 0, shown.output
+    assert "succeeded" in shown.output and '"epochs": 4' in shown.output
+    assert "loss" in shown.output  # the metrics table, read over HTTP
+
+    logs = runner.invoke(cli, ["experiments", "logs", created.id, "--server", live.url])
+    followed = runner.invoke(
+        cli, ["experiments", "logs", created.id, "--follow", "--server", live.url]
+    )
+    assert logs.exit_code == 0 and followed.exit_code == 0, logs.output + followed.output
+    assert "status: succeeded" in followed.output
+
+    missing = runner.invoke(cli, ["experiments", "show", "nope", "--server", live.url])
+    assert missing.exit_code == 2 and "Traceback" not in missing.output, missing.output
+    cancelled = runner.invoke(cli, ["experiments", "cancel", created.id, "--server", live.url])
+    assert cancelled.exit_code == 2, cancelled.output  # a finished run cannot be cancelled

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from contextlib import suppress
 from datetime import timedelta
-from typing import Annotated
+from functools import partial
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -21,17 +23,21 @@ from azuraforge_platform.cli.common import (
     resolve_experiment,
     user_errors,
 )
+from azuraforge_platform.cli.models import Server, _client, _client_errors
 from azuraforge_platform.events import EventService, InProcessEventBus, make_bus
 from azuraforge_platform.execution import reap_lost_runs
 from azuraforge_platform.settings import Settings
-from azuraforge_platform.store import ExperimentRecord, ExperimentStatus, ExperimentStore
+from azuraforge_platform.store import ExperimentStatus, ExperimentStore
 
 __all__ = ["register"]
 
 S = ExperimentStatus
 FINAL = {S.succeeded.value, S.failed.value, S.cancelled.value}
 
-experiments_app = typer.Typer(help="Experiments in the store.", no_args_is_help=True)
+experiments_app = typer.Typer(
+    help="Experiments in the local store, or on a running AzuraForge with --server URL.",
+    no_args_is_help=True,
+)
 
 
 def _reap(settings: Settings, store: ExperimentStore) -> None:
@@ -41,14 +47,15 @@ def _reap(settings: Settings, store: ExperimentStore) -> None:
     reap_lost_runs(events, timedelta(seconds=settings.lost_after_seconds))
 
 
-def _status(record: ExperimentRecord) -> str:
+def _status(record: Any) -> str:
     return f"[{STATUS_STYLE[record.status]}]{record.status.value}[/]"
 
 
-def _duration(record: ExperimentRecord) -> str:
+def _duration(record: Any) -> str:
+    """Run time of a store record or an API experiment (they share these field names)."""
     if record.started_at is None:
         return "-"
-    end = record.finished_at or record.heartbeat_at or record.started_at
+    end = record.finished_at or getattr(record, "heartbeat_at", None) or record.started_at
     return f"{(end - record.started_at).total_seconds():.1f} s"
 
 
@@ -59,23 +66,37 @@ def list_command(
     tag: Annotated[list[str] | None, typer.Option(help="Only with this tag (repeatable).")] = None,
     search: Annotated[str | None, typer.Option(help="Name contains / id starts with.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many.")] = 20,
+    server: Server = None,
 ) -> None:
     """The newest experiments first."""
-    settings = load_settings()
     if status is not None and status not in {s.value for s in S}:
         fail(
             f"unknown status {status!r}; choose one of {', '.join(s.value for s in S)}", EXIT_USAGE
         )
+    if server:
+        remote = _client_errors(
+            lambda: _client(server).list_experiments(
+                pipeline_id=pipeline, status=status, tags=tag or (), search=search, limit=limit
+            )
+        )
+        _print_list(remote.items)
+        return
+    settings = load_settings()
     store = open_store(settings)
     _reap(settings, store)
     with user_errors():
         page = store.list_experiments(
             pipeline_id=pipeline, status=status, tags=tag, search=search, limit=limit
         )
+    _print_list(page.items)
+    store.close()
+
+
+def _print_list(items: list[Any]) -> None:
     table = Table()
     for column in ("id", "name", "pipeline", "status", "created", "duration", "tags"):
         table.add_column(column, no_wrap=column in ("id", "status", "created"))
-    for record in page.items:
+    for record in items:
         table.add_row(
             record.id[:12],
             escape(record.name),
@@ -86,24 +107,51 @@ def list_command(
             escape(", ".join(record.tags)),
         )
     out = console()
-    if not page.items:
+    if not items:
         out.print("no experiments match")
     else:
         out.print(table)
-    store.close()
 
 
 @experiments_app.command("show")
 def show_command(
     experiment: Annotated[str, typer.Argument(help="Experiment id (or a unique prefix).")],
+    server: Server = None,
 ) -> None:
     """Everything about one experiment: state, config, metrics, error and traceback."""
+    last: dict[str, tuple[int, float | None, int]] = {}  # metric -> (step, value, points)
+    if server:
+        client = _client(server)
+        remote = _client_errors(lambda: client.get_experiment(experiment))
+        for m in _client_errors(lambda: client.metrics(remote.id)).series:
+            if m.steps:  # downsampling keeps both ends, so the last point is the latest value
+                last[m.name] = (m.steps[-1], m.values[-1], m.total_points)
+        files = [
+            (f.path, f.kind, f.size) for f in _client_errors(lambda: client.artifacts(remote.id))
+        ]
+        _print_details(remote, f"on {server} (GET .../artifacts)", last, files)
+        return
     settings = load_settings()
     store = open_store(settings)
     _reap(settings, store)
-    out = console()
     with user_errors():
         record = resolve_experiment(store, experiment)
+    for point in store.metrics(record.id):
+        count = last.get(point.name, (0, None, 0))[2] + 1
+        last[point.name] = (point.step, point.value, count)
+    files = [(a.path, a.kind, a.size) for a in store.artifacts(record.id)]
+    _print_details(record, str(store.artifact_dir(record.id)), last, files)
+    store.close()
+
+
+def _print_details(
+    record: Any,
+    artifact_place: str,
+    last: dict[str, tuple[int, float | None, int]],
+    files: list[tuple[str, str, int]],
+) -> None:
+    """`experiments show` for a store record or an API experiment."""
+    out = console()
     rows = [
         ("id", record.id),
         ("name", escape(record.name)),
@@ -117,7 +165,7 @@ def show_command(
         ("duration", _duration(record)),
         ("tags", escape(", ".join(record.tags) or "-")),
         ("parent", record.parent_id or "-"),
-        ("artifacts", str(store.artifact_dir(record.id))),
+        ("artifacts", artifact_place),
     ]
     details = Table(show_header=False, box=None)
     details.add_column(style="bold")
@@ -130,10 +178,6 @@ def show_command(
     if record.summary:
         out.print("[bold]summary[/]")
         out.print_json(json.dumps(record.summary))
-    last: dict[str, tuple[int, float | None, int]] = {}
-    for point in store.metrics(record.id):
-        count = last.get(point.name, (0, None, 0))[2] + 1
-        last[point.name] = (point.step, point.value, count)
     if last:
         table = Table(title="metrics (last value)", title_justify="left")
         for column in ("metric", "step", "value", "points"):
@@ -142,24 +186,27 @@ def show_command(
             shown = f"{last_value:.6g}" if last_value is not None else "nan/inf"
             table.add_row(name, str(step), shown, str(count))
         out.print(table)
-    artifacts = store.artifacts(record.id)
-    if artifacts:
+    if files:
         out.print("[bold]artifacts[/]")
-        for artifact in artifacts:
-            out.print(f"  {escape(artifact.path)} ({artifact.kind}, {artifact.size} bytes)")
+        for path, kind, size in files:
+            out.print(f"  {escape(path)} ({kind}, {size} bytes)")
     if record.error:
         out.print(f"[bold red]error:[/] {escape(record.error)}")
     if record.traceback:
         out.print("[bold]traceback[/]")
         out.print(escape(record.traceback.rstrip()), soft_wrap=True)
-    store.close()
 
 
 @experiments_app.command("cancel")
 def cancel_command(
     experiment: Annotated[str, typer.Argument(help="Experiment id (or a unique prefix).")],
+    server: Server = None,
 ) -> None:
     """Cancel: a queued run at once, a running one at its next step (then forcibly)."""
+    if server:
+        remote = _client_errors(lambda: _client(server).cancel(experiment))
+        console().print(f"experiment {remote.id}: {_status(remote)}")
+        return
     settings = load_settings()
     store = open_store(settings)
     with user_errors():
@@ -186,8 +233,12 @@ def logs_command(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")
     ] = False,
+    server: Server = None,
 ) -> None:
     """The run's log lines; with --follow, new ones as they come, until it ends."""
+    if server:
+        _remote_logs(_client(server), experiment, follow)
+        return
     settings = load_settings()
     store = open_store(settings)
     with user_errors():
@@ -231,6 +282,32 @@ def logs_command(
     finally:
         bus.close()
         store.close()
+
+
+def _follow_remote(client: Any, experiment: str) -> None:
+    """Print log lines and status changes as they arrive over the WebSocket, history first."""
+    for event in client.stream_events(experiment):
+        payload = event.get("payload", {})
+        if event.get("type") == "log":
+            level = str(payload.get("level", "info"))
+            _print_log(level, str(payload.get("message", "")), str(event.get("time", "")))
+        elif event.get("type") == "status":
+            console().print(f"[bold]status: {payload.get('status')}[/]")
+
+
+def _remote_logs(client: Any, experiment: str, follow: bool) -> None:
+    if follow:
+        with suppress(KeyboardInterrupt):
+            _client_errors(lambda: _follow_remote(client, experiment))
+        return
+    after = 0
+    while True:
+        page = _client_errors(partial(client.logs, experiment, after_id=after, limit=1000))
+        for line in page.items:
+            _print_log(line.level, line.message, format_time(line.time))
+        if len(page.items) < 1000:
+            return
+        after = page.next_after_id
 
 
 def register(app: typer.Typer) -> None:
