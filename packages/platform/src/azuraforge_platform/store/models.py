@@ -38,6 +38,8 @@ __all__ = [
     "ExperimentStatus",
     "ExperimentTag",
     "LogLine",
+    "METRIC_BLOCK",
+    "MetricBlock",
     "MetricPoint",
     "RegisteredModel",
     "UTCDateTime",
@@ -224,6 +226,31 @@ class MetricPoint(Base):
             postgresql_include=["value", "epoch"],
         ),
     )
+
+
+# Steps per block of `MetricBlock` (a power of two: the triggers compute step >> 4).
+METRIC_BLOCK = 16
+
+
+class MetricBlock(Base):
+    """Summary of the points of one series with step // METRIC_BLOCK == block: how many, how
+    many finite, and where its minimum and maximum are. Kept exact by PostgreSQL triggers
+    (migration 0003) so a long series downsamples from these rows instead of every point;
+    empty on SQLite, which downsamples in Python."""
+
+    __tablename__ = "metric_blocks"
+
+    experiment_id: Mapped[str] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    block: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    points: Mapped[int] = mapped_column(Integer)
+    finite: Mapped[int] = mapped_column(Integer)
+    min_value: Mapped[float | None] = mapped_column(Float)
+    min_step: Mapped[int | None] = mapped_column(BigInteger)
+    max_value: Mapped[float | None] = mapped_column(Float)
+    max_step: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class LogLine(Base):

@@ -15,14 +15,21 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
+    Connection,
     Engine,
+    Integer,
+    Row,
+    String,
+    bindparam,
     delete,
     exists,
     func,
     insert,
     or_,
     select,
+    text,
     tuple_,
     update,
 )
@@ -39,8 +46,10 @@ from azuraforge_platform.store.models import (
     Experiment,
     ExperimentStatus,
     ExperimentTag,
+    FiniteFloat,
     LogLine,
     MetricPoint,
+    UTCDateTime,
     json_safe,
 )
 
@@ -235,6 +244,49 @@ def _escape_like(term: str) -> str:
     return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+_PG_APPEND_METRICS = text(
+    """
+    INSERT INTO metrics (experiment_id, name, step, epoch, value, time)
+    SELECT :experiment_id, * FROM unnest(:name, :step, :epoch, :value, :time)
+    ON CONFLICT (experiment_id, name, step) DO UPDATE
+    SET value = excluded.value, epoch = excluded.epoch, time = excluded.time
+    """
+).bindparams(
+    bindparam("name", type_=postgresql.ARRAY(String())),
+    bindparam("step", type_=postgresql.ARRAY(BigInteger())),
+    bindparam("epoch", type_=postgresql.ARRAY(Integer())),
+    bindparam("value", type_=postgresql.ARRAY(FiniteFloat())),
+    bindparam("time", type_=postgresql.ARRAY(UTCDateTime())),
+)
+_EXPERIMENT_COLUMNS = tuple(c for c in Experiment.__table__.columns)
+
+
+def _record(row: Row[Any], tags: list[str]) -> ExperimentRecord:
+    """An `ExperimentRecord` from a Core row of `_EXPERIMENT_COLUMNS`."""
+    return ExperimentRecord(
+        id=row.id,
+        name=row.name,
+        pipeline_id=row.pipeline_id,
+        pipeline_version=row.pipeline_version,
+        config=dict(row.config or {}),
+        status=ExperimentStatus(row.status),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        heartbeat_at=row.heartbeat_at,
+        worker=row.worker,
+        attempts=row.attempts,
+        max_attempts=row.max_attempts,
+        error=row.error,
+        traceback=row.traceback,
+        summary=dict(row.summary) if row.summary is not None else None,
+        parent_id=row.parent_id,
+        tags=tags,
+        last_event_seq=row.last_event_seq,
+    )
+
+
 class ExperimentStore:
     """Experiments and everything they produce, on SQLite or PostgreSQL.
 
@@ -389,7 +441,7 @@ class ExperimentStore:
                 )
             )
         sort_col: Any = getattr(Experiment, sort)
-        query = select(Experiment).where(*conditions)
+        query = select(*_EXPERIMENT_COLUMNS).where(*conditions)
         if cursor is not None:
             value, last_id = self._decode_cursor(cursor, sort, descending)
             key = tuple_(sort_col, Experiment.id)
@@ -401,14 +453,16 @@ class ExperimentStore:
         query = query.order_by(*order).limit(limit + 1)
         if offset is not None:
             query = query.offset(offset)
-        with self._read() as session:
-            rows = list(session.scalars(query))
+        with self.engine.connect() as conn:
+            # Core rows (no ORM identity map or lazy loads), tags in one more indexed query
+            rows = conn.execute(query).all()
             total = (
-                session.scalar(select(func.count()).select_from(Experiment).where(*conditions))
+                conn.scalar(select(func.count()).select_from(Experiment).where(*conditions))
                 if with_total
                 else None
             )
-            items = [ExperimentRecord.from_row(r) for r in rows[:limit]]
+            tags_by_id = self._tags_of(conn, [r.id for r in rows[:limit]])
+            items = [_record(r, tags_by_id.get(r.id, [])) for r in rows[:limit]]
         next_cursor = None
         if len(rows) > limit:
             last = items[-1]
@@ -422,6 +476,20 @@ class ExperimentStore:
             sort=sort,
             descending=descending,
         )
+
+    @staticmethod
+    def _tags_of(conn: Connection, ids: list[str]) -> dict[str, list[str]]:
+        if not ids:
+            return {}
+        tags: dict[str, list[str]] = {}
+        query = (
+            select(ExperimentTag.experiment_id, ExperimentTag.tag)
+            .where(ExperimentTag.experiment_id.in_(ids))
+            .order_by(ExperimentTag.experiment_id, ExperimentTag.tag)
+        )
+        for exp_id, tag in conn.execute(query):
+            tags.setdefault(exp_id, []).append(tag)
+        return tags
 
     @staticmethod
     def _encode_cursor(value: Any, last_id: str, sort: str, descending: bool) -> str:
@@ -672,6 +740,21 @@ class ExperimentStore:
         ]
         # Within one batch the last value for a (name, step) wins, as it would across batches.
         rows = list({(r["name"], r["step"]): r for r in rows}.values())
+        if not rows:
+            return 0
+        if self.dialect == "postgresql":
+            # One statement for the batch (arrays unnested server-side): the metric_blocks
+            # triggers then run once per batch, not once per row as with executemany.
+            params = {
+                "experiment_id": experiment_id,
+                **{
+                    key: [r[key] for r in rows]
+                    for key in ("name", "step", "epoch", "value", "time")
+                },
+            }
+            with self._fk_guard(experiment_id), self._write() as session:
+                session.execute(_PG_APPEND_METRICS, params)
+            return len(rows)
         stmt = self._insert(MetricPoint)
         stmt = stmt.on_conflict_do_update(
             index_elements=["experiment_id", "name", "step"],
@@ -681,8 +764,6 @@ class ExperimentStore:
                 "time": stmt.excluded.time,
             },
         )
-        if not rows:
-            return 0
         with self._fk_guard(experiment_id), self._write() as session:
             # executemany of one cached statement: compiling a multi-row VALUES per batch
             # cost more than the database work

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import FileResponse
+from pydantic import BaseModel
 from sqlalchemy import func, select, text
 from starlette.concurrency import run_in_threadpool
 
@@ -47,7 +48,7 @@ from azuraforge_platform.store import (
     ExperimentStore,
     InvalidTransitionError,
 )
-from azuraforge_platform.store.models import MetricPoint
+from azuraforge_platform.store.models import METRIC_BLOCK, MetricPoint
 
 router = APIRouter(prefix="/experiments", tags=["experiments"])
 log = logging.getLogger(__name__)
@@ -139,6 +140,13 @@ async def create_experiment(body: ExperimentCreate, services: ServicesDep) -> Ex
     return _public(record)
 
 
+def _json(body: BaseModel) -> Response:
+    """`body` serialised once, by pydantic-core. Returning the model instead would have FastAPI
+    re-validate it against `response_model` and encode it with the stdlib json module, which for
+    a page of experiments or thousands of metric points cost more than the database."""
+    return Response(body.model_dump_json(), media_type="application/json")
+
+
 @router.get(
     "",
     response_model=ExperimentList,
@@ -160,7 +168,7 @@ async def list_experiments(
     cursor: Annotated[str | None, Query(max_length=2000, description="From `next_cursor`")] = None,
     offset: Annotated[int | None, Query(ge=0, le=1_000_000)] = None,
     with_total: bool = False,
-) -> ExperimentList:
+) -> Response:
     for when in (created_after, created_before):
         if when is not None and when.tzinfo is None:
             raise ApiError(422, "dates need a timezone, e.g. 2026-01-01T00:00:00Z")
@@ -183,12 +191,13 @@ async def list_experiments(
         )
     except ValueError as exc:
         raise ApiError(400, str(exc)) from None
-    return ExperimentList(
+    body = ExperimentList(
         items=[ExperimentSummary.model_validate(r) for r in page.items],
         next_cursor=page.next_cursor,
         total=page.total,
         limit=limit,
     )
+    return _json(body)
 
 
 @router.get(
@@ -201,17 +210,46 @@ async def get_experiment(experiment: ExperimentDep) -> ExperimentPublic:
     return _public(experiment)
 
 
-# PostgreSQL reduces a long series in SQL, from the covering index ix_metrics_series: per
-# bucket of steps, the points with the smallest and the largest value (ARRAY comparison orders
-# by value, then step), in one pass.
-_PG_BUCKETS = text(
-    """
-    SELECT min(ARRAY[value, step]), max(ARRAY[value, step]), count(*)
+# PostgreSQL reduces a long series in SQL. Coarse buckets (each spanning at least two blocks
+# of METRIC_BLOCK steps) come from the trigger-maintained block summaries: a bucket is a run of
+# whole blocks, and the min/max of its blocks' extremes are exactly its own, so peaks survive
+# while ~1/16 of the rows are read. Finer buckets read the covering index ix_metrics_series.
+# Either way one pass: per bucket the points with the smallest and the largest value (ARRAY
+# comparison orders by value, then step), plus the finite and total counts.
+_PG_BLOCK_BUCKETS = """
+    SELECT (greatest(block * :block, :lo) - :lo) * :buckets / :span AS g,
+           min(ARRAY[min_value, min_step]) FILTER (WHERE finite > 0) AS lo,
+           max(ARRAY[max_value, max_step]) FILTER (WHERE finite > 0) AS hi,
+           sum(points) AS total
+    FROM metric_blocks
+    WHERE experiment_id = :id AND name = :name
+    GROUP BY g
+"""
+_PG_POINT_BUCKETS = """
+    SELECT (step - :lo) * :buckets / :span AS g,
+           min(ARRAY[value, step]) FILTER (WHERE value IS NOT NULL) AS lo,
+           max(ARRAY[value, step]) FILTER (WHERE value IS NOT NULL) AS hi,
+           count(*) AS total
     FROM metrics
-    WHERE experiment_id = :id AND name = :name AND value IS NOT NULL
-    GROUP BY (step - :lo) * :buckets / :span
-    """
-)
+    WHERE experiment_id = :id AND name = :name
+    GROUP BY g
+"""
+# The chosen points come back as one JSON document ([steps, values] in step order) and the
+# point count: decoding thousands of rows or array literals cost more in Python (the API
+# process's one core is the bottleneck under load) than building the document here.
+_PG_REDUCE = """
+    WITH b AS ({buckets}),
+    p AS (
+        SELECT lo[2]::bigint AS step, lo[1] AS value FROM b WHERE lo IS NOT NULL
+        UNION
+        SELECT hi[2]::bigint, hi[1] FROM b WHERE hi IS NOT NULL
+    )
+    SELECT (SELECT sum(total) FROM b),
+           (SELECT json_build_array(json_agg(step ORDER BY step), json_agg(value ORDER BY step))
+            FROM p)
+"""
+_PG_BLOCK_REDUCE = text(_PG_REDUCE.format(buckets=_PG_BLOCK_BUCKETS))
+_PG_POINT_REDUCE = text(_PG_REDUCE.format(buckets=_PG_POINT_BUCKETS))
 # The metric names of an experiment by skipping through the index (no scan of its points).
 _PG_NAMES = text(
     """
@@ -236,29 +274,25 @@ def _pg_series(conn: Any, experiment_id: str, name: str, max_points: int) -> Met
         return None
     span = hi - lo + 1
     if span > max_points and max_points >= 4:  # steps are unique: span bounds the count
-        chosen: dict[int, Point] = {}
-        finite = 0
-        params = {"id": experiment_id, "name": name, "lo": lo, "span": span}
-        for low, high, count in conn.execute(_PG_BUCKETS, {**params, "buckets": max_points // 2}):
-            finite += count
-            for value, step in (low, high):
-                chosen[int(step)] = (int(step), value, None)
-        points = [chosen[k] for k in sorted(chosen)]
-        total = finite + _null_count(conn, experiment_id, name)
-        if len(points) < total:
-            return _series(name, points, total)
-    query = select(MetricPoint.step, MetricPoint.value, MetricPoint.epoch).where(*where)
-    raw: list[Point] = [tuple(r) for r in conn.execute(query.order_by(MetricPoint.step))]
+        buckets = max_points // 2
+        coarse = span >= buckets * 2 * METRIC_BLOCK
+        params = {"id": experiment_id, "name": name, "lo": lo, "span": span, "buckets": buckets}
+        reduce = _PG_BLOCK_REDUCE if coarse else _PG_POINT_REDUCE
+        total, chosen = conn.execute(reduce, {**params, "block": METRIC_BLOCK}).one()
+        # json_agg of no rows (an all-NaN series) is null
+        steps, values = (chosen[0] or [], chosen[1] or []) if chosen else ([], [])
+        if len(steps) < int(total):
+            return MetricSeries(
+                name=name,
+                steps=steps,
+                values=values,
+                epochs=[None] * len(steps),
+                total_points=int(total),
+                downsampled=True,
+            )
+    points = select(MetricPoint.step, MetricPoint.value, MetricPoint.epoch).where(*where)
+    raw: list[Point] = [tuple(r) for r in conn.execute(points.order_by(MetricPoint.step))]
     return _series(name, minmax_downsample(raw, max_points), len(raw))
-
-
-def _null_count(conn: Any, experiment_id: str, name: str) -> int:
-    query = select(func.count()).where(
-        MetricPoint.experiment_id == experiment_id,
-        MetricPoint.name == name,
-        MetricPoint.value.is_(None),
-    )
-    return int(conn.execute(query).scalar_one())
 
 
 def _series(name: str, points: list[Point], total: int) -> MetricSeries:
@@ -306,12 +340,12 @@ def _all_points(
     query = query.where(MetricPoint.experiment_id == experiment_id)
     if names:
         query = query.where(MetricPoint.name.in_(names))
-    query = query.order_by(MetricPoint.name, MetricPoint.step)
     if limit is not None:
-        query = query.limit(limit + 1)
-    rows = conn.execute(query).all()
-    if limit is not None and len(rows) > limit:
-        return None
+        # count within the index first: a long run must not ship `limit` rows to be dropped
+        probe = query.with_only_columns(MetricPoint.step).limit(limit + 1).subquery()
+        if conn.execute(select(func.count()).select_from(probe)).scalar_one() > limit:
+            return None
+    rows = conn.execute(query.order_by(MetricPoint.name, MetricPoint.step)).all()
     grouped: dict[str, list[Point]] = {}
     for name, step, value, epoch in rows:
         grouped.setdefault(name, []).append((step, value, epoch))
@@ -319,26 +353,30 @@ def _all_points(
 
 
 # Finished runs never change: their downsampled series are kept (keyed by everything that
-# could change them, including the last event seq that every metrics report bumps).
-_cache: OrderedDict[tuple[Any, ...], list[MetricSeries]] = OrderedDict()
+# could change them, including the last event seq that every metrics report bumps), as the
+# response's JSON bytes: one object per entry, where thousands of live floats and lists per
+# entry made every full garbage collection walk them (tail latencies of 100+ ms).
+_cache: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
 _CACHE_SIZE = 256
 _FINAL = frozenset({S.succeeded, S.failed, S.cancelled})
 
 
-def _cached_series(
+def _metrics_json(
     store: ExperimentStore, experiment_id: str, names: list[str] | None, max_points: int
-) -> list[MetricSeries]:
+) -> bytes:
     record = experiment_or_404(store, experiment_id)
     key = (id(store), experiment_id, tuple(sorted(names or ())), max_points, record.last_event_seq)
     if record.status in _FINAL and key in _cache:
         _cache.move_to_end(key)
         return _cache[key]
     series = _metric_series(store, experiment_id, names, max_points)
+    body = MetricsPublic(experiment_id=experiment_id, max_points=max_points, series=series)
+    data = body.model_dump_json().encode()
     if record.status in _FINAL:
-        _cache[key] = series
+        _cache[key] = data
         while len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
-    return series
+    return data
 
 
 @router.get(
@@ -352,9 +390,9 @@ async def get_metrics(
     store: StoreDep,
     name: Annotated[list[str] | None, Query(description="Only these metrics")] = None,
     max_points: Annotated[int, Query(ge=2, le=100_000)] = 1000,
-) -> MetricsPublic:
-    series = await run_in_threadpool(_cached_series, store, experiment_id, name, max_points)
-    return MetricsPublic(experiment_id=experiment_id, max_points=max_points, series=series)
+) -> Response:
+    data = await run_in_threadpool(_metrics_json, store, experiment_id, name, max_points)
+    return Response(data, media_type="application/json")
 
 
 @router.get(
