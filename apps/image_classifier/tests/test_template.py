@@ -4,6 +4,7 @@ change to the platform; uninstalled, it is gone."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -18,7 +19,8 @@ TEMPLATE = Path(__file__).resolve().parents[2] / "_template"
 
 
 def _uv() -> str:
-    uv = shutil.which("uv")
+    # `uv run` tells its children where uv is (UV), also when uv was started as `python -m uv`
+    uv = os.environ.get("UV") or shutil.which("uv")
     if uv is None:
         pytest.fail("this test installs a package with `uv pip install`; uv is not on PATH")
     return uv
