@@ -137,28 +137,7 @@ class ExperimentRecord:
 
     @classmethod
     def from_row(cls, row: Experiment) -> ExperimentRecord:
-        return cls(
-            id=row.id,
-            name=row.name,
-            pipeline_id=row.pipeline_id,
-            pipeline_version=row.pipeline_version,
-            config=dict(row.config or {}),
-            status=ExperimentStatus(row.status),
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-            heartbeat_at=row.heartbeat_at,
-            worker=row.worker,
-            attempts=row.attempts,
-            max_attempts=row.max_attempts,
-            error=row.error,
-            traceback=row.traceback,
-            summary=dict(row.summary) if row.summary is not None else None,
-            parent_id=row.parent_id,
-            tags=sorted(t.tag for t in row.tags),
-            last_event_seq=row.last_event_seq,
-        )
+        return _record(row, sorted(t.tag for t in row.tags))
 
 
 @dataclass(frozen=True)
@@ -261,8 +240,8 @@ _PG_APPEND_METRICS = text(
 _EXPERIMENT_COLUMNS = tuple(c for c in Experiment.__table__.columns)
 
 
-def _record(row: Row[Any], tags: list[str]) -> ExperimentRecord:
-    """An `ExperimentRecord` from a Core row of `_EXPERIMENT_COLUMNS`."""
+def _record(row: Row[Any] | Experiment, tags: list[str]) -> ExperimentRecord:
+    """An `ExperimentRecord` from an ORM row or a Core row of `_EXPERIMENT_COLUMNS`."""
     return ExperimentRecord(
         id=row.id,
         name=row.name,
