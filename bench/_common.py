@@ -6,6 +6,7 @@ module too, and everything it imports counts against their start-up time.
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -330,3 +331,48 @@ def first_step_seconds(
             )
         runs.append(stamps)
     return runs
+
+
+def compare_with_torch(
+    bench: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    engine_step: Callable[[np.ndarray, np.ndarray], tuple[Any, Any]],
+    torch_step: Callable[..., Any],
+    *,
+    batch: int,
+    seed: int,
+    target_ratio: float,
+    rounds: int,
+    batches: int | None,
+    threads: int,
+) -> list[Result]:
+    """Train the same model from the same weights on the same batches with the engine and (when
+    importable) torch, taking turns; samples/s of each and their ratio against the target."""
+    torch = torch_or_none()
+    set_threads(threads, torch)
+    print_environment(torch)
+    step, init = engine_step(x, y)
+    runners = {"engine": EpochRunner(step, len(x), batch, seed, batches)}
+    if torch is not None:
+        runners["torch"] = EpochRunner(torch_step(torch, x, y, init), len(x), batch, seed, batches)
+    _, results = throughput_results(bench, runners, rounds, target_ratio)
+    return results
+
+
+def throughput_cli(
+    doc: str | None,
+    run: Callable[[int, int | None, int], list[Result]],
+    default_batches: int,
+    title: str,
+    argv: list[str] | None = None,
+) -> None:
+    """The command line every throughput benchmark shares."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=5, help="timed rounds per engine (median taken)")
+    ap.add_argument(
+        "--batches", type=int, default=default_batches, help="batches per round (0 = full epoch)"
+    )
+    ap.add_argument("--threads", type=int, default=THREADS, help="BLAS/torch threads")
+    args = ap.parse_args(argv)
+    print_results(run(args.rounds, args.batches or None, args.threads), title)

@@ -8,23 +8,18 @@ softmax cross-entropy, SGD with momentum 0.9, batch 64, 28x28 real MNIST digits 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Any
 
 import numpy as np
 from _common import (
     THREADS,
-    EpochRunner,
     Result,
+    compare_with_torch,
     load_mnist5k,
     make_step,
-    print_environment,
-    print_results,
-    set_threads,
-    throughput_results,
+    throughput_cli,
     to_torch_params,
-    torch_or_none,
 )
 
 BATCH = 64
@@ -92,27 +87,17 @@ def torch_step(torch: Any, x: np.ndarray, y: np.ndarray, init: list[np.ndarray])
 
 
 def run(rounds: int = 5, batches: int | None = 40, threads: int = THREADS) -> list[Result]:
-    torch = torch_or_none()
-    set_threads(threads, torch)
     print(f"== CNN (LeNet-style), batch {BATCH}, SGD momentum {MOMENTUM}, 28x28 MNIST ==")
-    print_environment(torch)
     x, y = load_mnist5k()
     x = x.reshape(-1, 1, 28, 28)
-    step, init = engine_step(x, y)
-    runners = {"engine": EpochRunner(step, len(x), BATCH, SEED, batches)}
-    if torch is not None:
-        runners["torch"] = EpochRunner(torch_step(torch, x, y, init), len(x), BATCH, SEED, batches)
-    _, results = throughput_results("cnn", runners, rounds, TARGET_RATIO)
-    return results
+    return compare_with_torch(
+        "cnn", x, y, engine_step, torch_step, batch=BATCH, seed=SEED,
+        target_ratio=TARGET_RATIO, rounds=rounds, batches=batches, threads=threads,
+    )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--rounds", type=int, default=5, help="timed rounds per engine (median taken)")
-    ap.add_argument("--batches", type=int, default=40, help="batches per round (0 = full epoch)")
-    ap.add_argument("--threads", type=int, default=THREADS, help="BLAS/torch threads")
-    args = ap.parse_args(argv)
-    print_results(run(args.rounds, args.batches or None, args.threads), "CNN targets")
+    throughput_cli(__doc__, run, 40, "CNN targets", argv)
 
 
 if __name__ == "__main__":

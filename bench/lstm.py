@@ -9,22 +9,17 @@ phase and amplitude (made here, seeded).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Any
 
 import numpy as np
 from _common import (
     THREADS,
-    EpochRunner,
     Result,
+    compare_with_torch,
     make_step,
-    print_environment,
-    print_results,
-    set_threads,
-    throughput_results,
+    throughput_cli,
     to_torch_params,
-    torch_or_none,
 )
 
 HIDDEN = 64
@@ -94,26 +89,16 @@ def torch_step(torch: Any, x: np.ndarray, y: np.ndarray, init: list[np.ndarray])
 
 
 def run(rounds: int = 5, batches: int | None = 20, threads: int = THREADS) -> list[Result]:
-    torch = torch_or_none()
-    set_threads(threads, torch)
     print(f"== LSTM hidden {HIDDEN}, seq {SEQ}, 1 feature, batch {BATCH}, Adam, MSE ==")
-    print_environment(torch)
     x, y = make_sines()
-    step, init = engine_step(x, y)
-    runners = {"engine": EpochRunner(step, len(x), BATCH, SEED, batches)}
-    if torch is not None:
-        runners["torch"] = EpochRunner(torch_step(torch, x, y, init), len(x), BATCH, SEED, batches)
-    _, results = throughput_results("lstm", runners, rounds, TARGET_RATIO)
-    return results
+    return compare_with_torch(
+        "lstm", x, y, engine_step, torch_step, batch=BATCH, seed=SEED,
+        target_ratio=TARGET_RATIO, rounds=rounds, batches=batches, threads=threads,
+    )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--rounds", type=int, default=5, help="timed rounds per engine (median taken)")
-    ap.add_argument("--batches", type=int, default=20, help="batches per round (0 = full epoch)")
-    ap.add_argument("--threads", type=int, default=THREADS, help="BLAS/torch threads")
-    args = ap.parse_args(argv)
-    print_results(run(args.rounds, args.batches or None, args.threads), "LSTM targets")
+    throughput_cli(__doc__, run, 20, "LSTM targets", argv)
 
 
 if __name__ == "__main__":
