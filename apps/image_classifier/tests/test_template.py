@@ -4,7 +4,6 @@ change to the platform; uninstalled, it is gone."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -14,16 +13,16 @@ from pathlib import Path
 import pytest
 
 from azuraforge_pipeline import discover
+from azuraforge_pipeline.testing import find_uv
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "_template"
 
 
 def _uv() -> str:
-    # `uv run` tells its children where uv is (UV), also when uv was started as `python -m uv`
-    uv = os.environ.get("UV") or shutil.which("uv")
-    if uv is None:
-        pytest.fail("this test installs a package with `uv pip install`; uv is not on PATH")
-    return uv
+    try:
+        return find_uv()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 
 def _copy_renamed(dest: Path, pipeline_id: str) -> tuple[Path, str]:

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-import textwrap
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,13 +9,7 @@ from pathlib import Path
 import pytest
 
 from azuraforge_pipeline import RecordingReporter, RunContext, applications, discover
-
-
-def _uv() -> str:
-    uv = os.environ.get("UV") or shutil.which("uv")
-    if uv is None:
-        pytest.fail("the uv executable is needed to install the throw-away plugin")
-    return uv
+from azuraforge_pipeline.testing import installed_plugin
 
 
 @pytest.fixture(scope="module")
@@ -29,30 +18,7 @@ def plugin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
     module = f"azf_testplugin_{tag}"
     dist = f"azf-testplugin-{tag}"
     good_id, broken_id = f"echo_{tag}", f"broken_{tag}"
-    root = tmp_path_factory.mktemp("plugin")
-    (root / "src" / module).mkdir(parents=True)
-    (root / "README.md").write_text("test plugin\n")
-    # No declared dependencies: azuraforge-pipeline is already in the venv, and the
-    # install must not go looking for it on an index.
-    (root / "pyproject.toml").write_text(
-        textwrap.dedent(f"""
-        [project]
-        name = "{dist}"
-        version = "0.0.1"
-        requires-python = ">=3.11"
-
-        [project.entry-points."azuraforge.pipelines"]
-        {good_id} = "{module}.echo:Echo"
-        {broken_id} = "{module}.broken:Broken"
-
-        [build-system]
-        requires = ["uv_build>=0.8,<0.14"]
-        build-backend = "uv_build"
-        """)
-    )
-    (root / "src" / module / "__init__.py").write_text("")
-    (root / "src" / module / "echo.py").write_text(
-        textwrap.dedent(f"""
+    echo = f"""
         from pydantic import Field
         from azuraforge_pipeline import Pipeline, PipelineConfig
 
@@ -71,20 +37,15 @@ def plugin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
                     context.log(config.word)
                     context.log_metrics({{"i": i}}, step=i)
                 return {{"said": config.word * config.times}}
-        """)
-    )
-    (root / "src" / module / "broken.py").write_text("raise RuntimeError('plugin exploded')\n")
-    uv = _uv()
-    subprocess.run(
-        [uv, "pip", "install", "--quiet", "--no-deps", "--python", sys.executable, str(root)],
-        check=True,
-    )
-    try:
+        """
+    sources = {
+        f"{module}/__init__.py": "",
+        f"{module}/echo.py": echo,
+        f"{module}/broken.py": "raise RuntimeError('plugin exploded')\n",
+    }
+    entry_points = {good_id: f"{module}.echo:Echo", broken_id: f"{module}.broken:Broken"}
+    with installed_plugin(tmp_path_factory.mktemp("plugin"), dist, sources, entry_points):
         yield {"good": good_id, "broken": broken_id, "dist": dist}
-    finally:
-        subprocess.run(
-            [uv, "pip", "uninstall", "--quiet", "--python", sys.executable, dist], check=False
-        )
 
 
 def test_installed_plugin_is_discovered_and_runs(plugin: dict[str, str], tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from azuraforge_pipeline.testing import installed_plugin
 from azuraforge_platform.store import ExperimentStore, normalize_url
 
 POSTGRES_URL = os.environ.get(
@@ -224,47 +225,16 @@ def _test_plugin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
     """A real plugin distribution, installed into this venv for the session: worker processes
     (and `azuraforge` subprocesses) find its pipelines through their entry points, exactly
     like a third-party app's."""
-    import shutil
-    import subprocess
-    import sys
-    import textwrap
-
     tag = uuid.uuid4().hex[:8]
     probe_id, fit_id = f"probe_{tag}", f"fit_{tag}"
     module, dist = f"azf_probe_{tag}", f"azf-probe-{tag}"
-    root = tmp_path_factory.mktemp("probe")
-    (root / "src" / module).mkdir(parents=True)
-    (root / "src" / module / "__init__.py").write_text(PROBE_SOURCE.format(pipeline_id=probe_id))
-    (root / "src" / module / "fit.py").write_text(FIT_SOURCE.format(fit_id=fit_id))
-    (root / "pyproject.toml").write_text(
-        textwrap.dedent(f"""
-        [project]
-        name = "{dist}"
-        version = "0.0.1"
-        requires-python = ">=3.11"
-
-        [project.entry-points."azuraforge.pipelines"]
-        {probe_id} = "{module}:Probe"
-        {fit_id} = "{module}.fit:Fit"
-
-        [build-system]
-        requires = ["uv_build>=0.8,<0.14"]
-        build-backend = "uv_build"
-        """)
-    )
-    uv = os.environ.get("UV") or shutil.which("uv")
-    if uv is None:
-        pytest.fail("the uv executable is needed to install the throw-away plugin")
-    subprocess.run(
-        [uv, "pip", "install", "--quiet", "--no-deps", "--python", sys.executable, str(root)],
-        check=True,
-    )
-    try:
+    sources = {
+        f"{module}/__init__.py": PROBE_SOURCE.format(pipeline_id=probe_id),
+        f"{module}/fit.py": FIT_SOURCE.format(fit_id=fit_id),
+    }
+    entry_points = {probe_id: f"{module}:Probe", fit_id: f"{module}.fit:Fit"}
+    with installed_plugin(tmp_path_factory.mktemp("probe"), dist, sources, entry_points):
         yield probe_id, fit_id
-    finally:
-        subprocess.run(
-            [uv, "pip", "uninstall", "--quiet", "--python", sys.executable, dist], check=False
-        )
 
 
 @pytest.fixture(scope="session")

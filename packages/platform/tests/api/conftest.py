@@ -3,12 +3,7 @@ app in-process (TestClient) and a real uvicorn server on a loopback port."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 import uuid
@@ -19,6 +14,7 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
+from azuraforge_pipeline.testing import installed_plugin
 from azuraforge_platform.api import create_app
 from azuraforge_platform.settings import Settings
 
@@ -95,40 +91,10 @@ def trainer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     `<id>_np` (no predict); worker processes find them through their entry points."""
     tag = uuid.uuid4().hex[:8]
     pipeline_id, module, dist = f"trainer_{tag}", f"azf_trainer_{tag}", f"azf-trainer-{tag}"
-    root = tmp_path_factory.mktemp("trainer")
-    (root / "src" / module).mkdir(parents=True)
-    (root / "src" / module / "__init__.py").write_text(
-        TRAINER_SOURCE.format(pipeline_id=pipeline_id)
-    )
-    (root / "pyproject.toml").write_text(
-        textwrap.dedent(f"""
-        [project]
-        name = "{dist}"
-        version = "0.0.1"
-        requires-python = ">=3.11"
-
-        [project.entry-points."azuraforge.pipelines"]
-        {pipeline_id} = "{module}:Trainer"
-        {pipeline_id}_np = "{module}:NoPredict"
-
-        [build-system]
-        requires = ["uv_build>=0.8,<0.14"]
-        build-backend = "uv_build"
-        """)
-    )
-    uv = os.environ.get("UV") or shutil.which("uv")
-    if uv is None:
-        pytest.fail("the uv executable is needed to install the throw-away plugin")
-    subprocess.run(
-        [uv, "pip", "install", "--quiet", "--no-deps", "--python", sys.executable, str(root)],
-        check=True,
-    )
-    try:
+    sources = {f"{module}/__init__.py": TRAINER_SOURCE.format(pipeline_id=pipeline_id)}
+    entry_points = {pipeline_id: f"{module}:Trainer", f"{pipeline_id}_np": f"{module}:NoPredict"}
+    with installed_plugin(tmp_path_factory.mktemp("trainer"), dist, sources, entry_points):
         yield pipeline_id
-    finally:
-        subprocess.run(
-            [uv, "pip", "uninstall", "--quiet", "--python", sys.executable, dist], check=False
-        )
 
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
