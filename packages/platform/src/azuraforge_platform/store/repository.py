@@ -359,11 +359,14 @@ class ExperimentStore:
             return session.get(Experiment, experiment_id) is not None
 
     def get(self, experiment_id: str) -> ExperimentRecord:
-        with self._read() as session:
-            row = session.get(Experiment, experiment_id)
+        # Core rows, as in list_experiments: the hottest read of the API (every route on
+        # one experiment starts here) skips the ORM session and its identity map
+        query = select(*_EXPERIMENT_COLUMNS).where(Experiment.id == experiment_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
             if row is None:
                 raise ExperimentNotFoundError(experiment_id)
-            return ExperimentRecord.from_row(row)
+            return _record(row, self._tags_of(conn, [experiment_id]).get(experiment_id, []))
 
     def list_experiments(
         self,
