@@ -3,6 +3,7 @@ metrics (downsampled), logs, events, artifacts, cancel, delete, re-run."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -14,7 +15,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
-from sqlalchemy import func, select, text
 from starlette.concurrency import run_in_threadpool
 
 from azuraforge_pipeline import ConfigError, UnknownPipelineError
@@ -25,8 +25,8 @@ from azuraforge_platform.api.deps import (
     StoreDep,
     experiment_or_404,
 )
-from azuraforge_platform.api.downsample import Point, minmax_downsample
 from azuraforge_platform.api.errors import ApiError, responses
+from azuraforge_platform.api.metric_series import metric_series_json
 from azuraforge_platform.api.schemas import (
     ArtifactList,
     ArtifactPublic,
@@ -38,7 +38,6 @@ from azuraforge_platform.api.schemas import (
     ExperimentSummary,
     LogLinePublic,
     LogList,
-    MetricSeries,
     MetricsPublic,
 )
 from azuraforge_platform.api.services import Services
@@ -48,7 +47,6 @@ from azuraforge_platform.store import (
     ExperimentStore,
     InvalidTransitionError,
 )
-from azuraforge_platform.store.models import METRIC_BLOCK, MetricPoint
 
 router = APIRouter(prefix="/experiments", tags=["experiments"])
 log = logging.getLogger(__name__)
@@ -210,148 +208,6 @@ async def get_experiment(experiment: ExperimentDep) -> ExperimentPublic:
     return _public(experiment)
 
 
-# PostgreSQL reduces a long series in SQL. Coarse buckets (each spanning at least two blocks
-# of METRIC_BLOCK steps) come from the trigger-maintained block summaries: a bucket is a run of
-# whole blocks, and the min/max of its blocks' extremes are exactly its own, so peaks survive
-# while ~1/16 of the rows are read. Finer buckets read the covering index ix_metrics_series.
-# Either way one pass: per bucket the points with the smallest and the largest value (ARRAY
-# comparison orders by value, then step), plus the finite and total counts.
-_PG_BLOCK_BUCKETS = """
-    SELECT (greatest(block * :block, :lo) - :lo) * :buckets / :span AS g,
-           min(ARRAY[min_value, min_step]) FILTER (WHERE finite > 0) AS lo,
-           max(ARRAY[max_value, max_step]) FILTER (WHERE finite > 0) AS hi,
-           sum(points) AS total
-    FROM metric_blocks
-    WHERE experiment_id = :id AND name = :name
-    GROUP BY g
-"""
-_PG_POINT_BUCKETS = """
-    SELECT (step - :lo) * :buckets / :span AS g,
-           min(ARRAY[value, step]) FILTER (WHERE value IS NOT NULL) AS lo,
-           max(ARRAY[value, step]) FILTER (WHERE value IS NOT NULL) AS hi,
-           count(*) AS total
-    FROM metrics
-    WHERE experiment_id = :id AND name = :name
-    GROUP BY g
-"""
-# The chosen points come back as one JSON document ([steps, values] in step order) and the
-# point count: decoding thousands of rows or array literals cost more in Python (the API
-# process's one core is the bottleneck under load) than building the document here.
-_PG_REDUCE = """
-    WITH b AS ({buckets}),
-    p AS (
-        SELECT lo[2]::bigint AS step, lo[1] AS value FROM b WHERE lo IS NOT NULL
-        UNION
-        SELECT hi[2]::bigint, hi[1] FROM b WHERE hi IS NOT NULL
-    )
-    SELECT (SELECT sum(total) FROM b),
-           (SELECT json_build_array(json_agg(step ORDER BY step), json_agg(value ORDER BY step))
-            FROM p)
-"""
-_PG_BLOCK_REDUCE = text(_PG_REDUCE.format(buckets=_PG_BLOCK_BUCKETS))
-_PG_POINT_REDUCE = text(_PG_REDUCE.format(buckets=_PG_POINT_BUCKETS))
-# The metric names of an experiment by skipping through the index (no scan of its points).
-_PG_NAMES = text(
-    """
-    WITH RECURSIVE names(name) AS (
-        (SELECT name FROM metrics WHERE experiment_id = :id ORDER BY name LIMIT 1)
-        UNION ALL
-        SELECT (SELECT m.name FROM metrics m
-                WHERE m.experiment_id = :id AND m.name > names.name ORDER BY m.name LIMIT 1)
-        FROM names WHERE names.name IS NOT NULL
-    )
-    SELECT name FROM names WHERE name IS NOT NULL
-    """
-)
-
-
-def _pg_series(conn: Any, experiment_id: str, name: str, max_points: int) -> MetricSeries | None:
-    where = (MetricPoint.experiment_id == experiment_id, MetricPoint.name == name)
-    lo, hi = conn.execute(
-        select(func.min(MetricPoint.step), func.max(MetricPoint.step)).where(*where)
-    ).one()
-    if lo is None:
-        return None
-    span = hi - lo + 1
-    if span > max_points and max_points >= 4:  # steps are unique: span bounds the count
-        buckets = max_points // 2
-        coarse = span >= buckets * 2 * METRIC_BLOCK
-        params = {"id": experiment_id, "name": name, "lo": lo, "span": span, "buckets": buckets}
-        reduce = _PG_BLOCK_REDUCE if coarse else _PG_POINT_REDUCE
-        total, chosen = conn.execute(reduce, {**params, "block": METRIC_BLOCK}).one()
-        # json_agg of no rows (an all-NaN series) is null
-        steps, values = (chosen[0] or [], chosen[1] or []) if chosen else ([], [])
-        if len(steps) < int(total):
-            return MetricSeries(
-                name=name,
-                steps=steps,
-                values=values,
-                epochs=[None] * len(steps),
-                total_points=int(total),
-                downsampled=True,
-            )
-    points = select(MetricPoint.step, MetricPoint.value, MetricPoint.epoch).where(*where)
-    raw: list[Point] = [tuple(r) for r in conn.execute(points.order_by(MetricPoint.step))]
-    return _series(name, minmax_downsample(raw, max_points), len(raw))
-
-
-def _series(name: str, points: list[Point], total: int) -> MetricSeries:
-    return MetricSeries(
-        name=name,
-        steps=[p[0] for p in points],
-        values=[p[1] for p in points],
-        epochs=[p[2] for p in points],
-        total_points=total,
-        downsampled=len(points) < total,
-    )
-
-
-def _metric_series(
-    store: ExperimentStore, experiment_id: str, names: list[str] | None, max_points: int
-) -> list[MetricSeries]:
-    series: list[MetricSeries] = []
-    with store.engine.connect() as conn:
-        if store.dialect == "postgresql":
-            # most runs are short: one query fetches them whole; long ones are reduced in SQL
-            short = _all_points(conn, experiment_id, names, limit=_SHORT)
-            if short is not None:
-                return [
-                    _series(n, minmax_downsample(p, max_points), len(p)) for n, p in short.items()
-                ]
-            wanted = names or list(conn.execute(_PG_NAMES, {"id": experiment_id}).scalars())
-            for name in sorted(set(wanted)):
-                one = _pg_series(conn, experiment_id, name, max_points)
-                if one is not None:
-                    series.append(one)
-            return series
-        # SQLite (local, no round trips): plain tuples, downsampled here
-        grouped = _all_points(conn, experiment_id, names, limit=None) or {}
-    return [_series(n, minmax_downsample(p, max_points), len(p)) for n, p in grouped.items()]
-
-
-_SHORT = 5000  # points fetched whole before PostgreSQL reduces series in SQL instead
-
-
-def _all_points(
-    conn: Any, experiment_id: str, names: list[str] | None, *, limit: int | None
-) -> dict[str, list[Point]] | None:
-    """Every point by metric name (plain tuples, not ORM objects); None if over `limit`."""
-    query = select(MetricPoint.name, MetricPoint.step, MetricPoint.value, MetricPoint.epoch)
-    query = query.where(MetricPoint.experiment_id == experiment_id)
-    if names:
-        query = query.where(MetricPoint.name.in_(names))
-    if limit is not None:
-        # count within the index first: a long run must not ship `limit` rows to be dropped
-        probe = query.with_only_columns(MetricPoint.step).limit(limit + 1).subquery()
-        if conn.execute(select(func.count()).select_from(probe)).scalar_one() > limit:
-            return None
-    rows = conn.execute(query.order_by(MetricPoint.name, MetricPoint.step)).all()
-    grouped: dict[str, list[Point]] = {}
-    for name, step, value, epoch in rows:
-        grouped.setdefault(name, []).append((step, value, epoch))
-    return grouped
-
-
 # Finished runs never change: their downsampled series are kept (keyed by everything that
 # could change them, including the last event seq that every metrics report bumps), as the
 # response's JSON bytes: one object per entry, where thousands of live floats and lists per
@@ -369,9 +225,13 @@ def _metrics_json(
     if record.status in _FINAL and key in _cache:
         _cache.move_to_end(key)
         return _cache[key]
-    series = _metric_series(store, experiment_id, names, max_points)
-    body = MetricsPublic(experiment_id=experiment_id, max_points=max_points, series=series)
-    data = body.model_dump_json().encode()
+    series = metric_series_json(store, experiment_id, names, max_points)
+    # MetricsPublic, spliced from the series' own JSON
+    data = b'{"experiment_id":%s,"max_points":%d,"series":[%s]}' % (
+        json.dumps(experiment_id).encode(),
+        max_points,
+        b",".join(series),
+    )
     if record.status in _FINAL:
         _cache[key] = data
         while len(_cache) > _CACHE_SIZE:
