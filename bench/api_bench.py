@@ -9,7 +9,7 @@
 Needs PostgreSQL (AZURAFORGE_BENCH_POSTGRES_URL, default postgresql://postgres@127.0.0.1:5432/test,
 a throw-away database is created and dropped) and Redis (AZURAFORGE_BENCH_REDIS_URL).
 
-    uv run python bench/api_bench.py [--concurrency 1,4,16] [--processes 2] [--clients 100]
+    uv run python bench/api_bench.py [--concurrency 1,4,16] [--processes 1,2] [--clients 100]
 """
 
 from __future__ import annotations
@@ -267,6 +267,37 @@ RATE = 20.0
 PREFIX = f"azfbench-{uuid.uuid4().hex[:8]}"
 
 
+KINDS = (
+    ("list", "list (filters, search, deep keyset pages)"),
+    ("detail", "detail"),
+    ("metrics", "metrics, 90-point runs, max_points=200"),
+    ("long", f"metrics, {LONG_POINTS:,}-point run, 500 (cached)"),
+    ("cold", f"metrics, {LONG_POINTS:,}-point run, uncached"),
+)
+
+
+def start_api(env: dict[str, str], processes: int) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "azuraforge_platform.api.app:create_app",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log",
+         "--workers", str(processes)],
+        env=env,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}/api/v1"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx.get(f"{base}/health", timeout=5).status_code == 200:
+                return server, base
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            server.kill()
+            raise SystemExit("the API did not start")
+        time.sleep(0.3)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -277,7 +308,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400, help="per request kind")
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument(
-        "--processes", type=int, default=1, help="uvicorn worker processes (azuraforge api --processes)"
+        "--processes",
+        default="1,2",
+        help="comma-separated API process counts (azuraforge api --processes), one run each",
     )
     parser.add_argument("--events", type=int, default=100)
     parser.add_argument("--rate", type=float, default=20.0, help="events per second")
@@ -299,7 +332,6 @@ def main() -> None:
             ids, long_id, live_id = existing(url)
         else:
             ids, long_id, live_id = seed(url)
-        port = free_port()
         env = dict(os.environ)
         env.update(
             AZURAFORGE_DATA_DIR=str(tmp),
@@ -308,51 +340,35 @@ def main() -> None:
             AZURAFORGE_EVENT_CHANNEL_PREFIX=PREFIX,
             AZURAFORGE_CELERY_QUEUE=PREFIX,
         )
-        server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "azuraforge_platform.api.app:create_app",
-             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log",
-             "--workers", str(args.processes)],
-            env=env,
-        )  # fmt: skip
-        base = f"http://127.0.0.1:{port}/api/v1"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("the API did not start")
-            time.sleep(0.3)
-        print(f"API on {base} ({args.processes} uvicorn process(es), distributed mode), "
-              f"{args.requests} requests per kind and load level")  # fmt: skip
-        print(
-            f"\n{'request':48} {'conns':>5} {'p50 ms':>8} {'p95 ms':>8} {'req/s':>7}  p95 < 50 ms"
-        )
-        for conc in [int(c) for c in args.concurrency.split(",")]:
-            for kind, label in (
-                ("list", "list (filters, search, deep keyset pages)"),
-                ("detail", "detail"),
-                ("metrics", "metrics, 90-point runs, max_points=200"),
-                ("long", f"metrics, {LONG_POINTS:,}-point run, 500 (cached)"),
-                ("cold", f"metrics, {LONG_POINTS:,}-point run, uncached"),
-            ):
-                t0 = time.perf_counter()
-                lat = asyncio.run(load(base, kind, ids, long_id, args.requests, conc))
-                rate = len(lat) / (time.perf_counter() - t0)
-                p95 = pct(lat, 95)
-                print(f"{label:48} {conc:5d} {statistics.median(lat):8.1f} {p95:8.1f} "
-                      f"{rate:7.0f}  {'ok' if p95 < 50 else 'FAIL'}")  # fmt: skip
-        delays = asyncio.run(
-            websockets_bench(base.replace("http", "ws", 1), url, live_id, args.clients, args.events)
-        )
-        p95 = pct(delays, 95)
-        print(f"\nWebSocket: {args.clients} clients on one experiment, {args.events} events "
-              f"at {args.rate:g}/s "
-              f"({len(delays)} deliveries): delivery p50 {statistics.median(delays):.1f} ms, "
-              f"p95 {p95:.1f} ms, max {max(delays):.1f} ms  target p95 < 100 ms  "
-              f"{'ok' if p95 < 100 else 'FAIL'}")  # fmt: skip
+        print(f"{args.requests} requests per kind and load level; closed loop: each connection "
+              "sends its next request when the last one answers")  # fmt: skip
+        for run, processes in enumerate(int(p) for p in args.processes.split(",")):
+            server, base = start_api(env, processes)
+            print(f"\nAPI: {processes} uvicorn process(es), distributed mode")
+            print(f"{'request':48} {'conns':>5} {'p50 ms':>8} {'p95 ms':>8} {'req/s':>7}  "
+                  "p95 < 50 ms")  # fmt: skip
+            for conc in [int(c) for c in args.concurrency.split(",")]:
+                for kind, label in KINDS:
+                    t0 = time.perf_counter()
+                    lat = asyncio.run(load(base, kind, ids, long_id, args.requests, conc))
+                    rate = len(lat) / (time.perf_counter() - t0)
+                    p95 = pct(lat, 95)
+                    print(f"{label:48} {conc:5d} {statistics.median(lat):8.1f} {p95:8.1f} "
+                          f"{rate:7.0f}  {'ok' if p95 < 50 else 'FAIL'}")  # fmt: skip
+            if run == 0:  # the live experiment ends with it: once
+                ws_base = base.replace("http", "ws", 1)
+                delays = asyncio.run(
+                    websockets_bench(ws_base, url, live_id, args.clients, args.events)
+                )
+                p95 = pct(delays, 95)
+                print(f"\nWebSocket: {args.clients} clients on one experiment, {args.events} "
+                      f"events at {args.rate:g}/s ({len(delays)} deliveries): delivery p50 "
+                      f"{statistics.median(delays):.1f} ms, p95 {p95:.1f} ms, "
+                      f"max {max(delays):.1f} ms  target p95 < 100 ms  "
+                      f"{'ok' if p95 < 100 else 'FAIL'}")  # fmt: skip
+            server.terminate()
+            server.wait(30)
+            server = None
     finally:
         if server is not None:
             server.terminate()
