@@ -338,3 +338,59 @@ def test_recycled_buffers_never_alias_a_live_graph(cls) -> None:
         np.testing.assert_allclose(got, want, rtol=1e-6)
     out_b.sum().backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+# ------------------------------------------------------- final states in the graph
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_lstm_final_states_carry_gradients(num_layers: int, return_sequences: bool) -> None:
+    """A loss on h_n and c_n (an encoder's summary) trains the layer: every gradient of
+    sum(out * R1) + sum(h_n * R2) + sum(c_n * R3) matches finite differences."""
+    af.manual_seed(4)
+    model = LSTM(2, 3, num_layers=num_layers, return_sequences=return_sequences)
+    to_float64(model)
+    randomise(model)
+    x, h0, c0 = (
+        randn(2, 4, 2, seed=1),
+        randn(num_layers, 2, 3, seed=2),
+        randn(num_layers, 2, 3, seed=3),
+    )
+    out, (h_n, c_n) = model(x, state=(h0, c0), return_state=True)
+    np.testing.assert_allclose(out.data, reference_lstm(model, x, h0, c0).data, rtol=1e-10)
+    last = out.data[:, -1] if return_sequences else out.data
+    np.testing.assert_allclose(h_n.data[-1], last, rtol=1e-12)
+    # the same values as the detached copies kept without return_state
+    again = model(x, state=(h0, c0))
+    np.testing.assert_allclose(again.data, out.data, rtol=1e-12)
+    np.testing.assert_allclose(model.final_state[1].data, c_n.data, rtol=1e-12)
+
+    def everything(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
+        y, (h, cell) = model(a, state=(b, c), return_state=True)
+        return af.concat([y.reshape(-1), h.reshape(-1), cell.reshape(-1)])
+
+    check_grads(model, [x, h0, c0], call=everything)
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_gru_final_state_carries_gradients(num_layers: int) -> None:
+    af.manual_seed(5)
+    model = GRU(2, 3, num_layers=num_layers)
+    to_float64(model)
+    randomise(model)
+    x, h0 = randn(2, 4, 2, seed=1), randn(num_layers, 2, 3, seed=2)
+
+    def everything(a: Tensor, b: Tensor) -> Tensor:
+        y, h = model(a, state=b, return_state=True)
+        return af.concat([y.reshape(-1), h.reshape(-1)])
+
+    check_grads(model, [x, h0], call=everything)
+
+
+def test_an_lstm_encoder_learns_from_its_final_cell_state_alone() -> None:
+    """Only c_n feeds the loss: without the state in the graph nothing would train."""
+    af.manual_seed(6)
+    model = LSTM(1, 4)
+    x = randn(3, 5, 1, grad=False)
+    _, (_, c_n) = model(x, return_state=True)
+    (c_n * c_n).sum().backward()
+    assert all(p.grad is not None and np.abs(p.grad.data).sum() > 0 for p in model.parameters())

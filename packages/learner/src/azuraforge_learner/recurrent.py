@@ -212,12 +212,15 @@ class LSTMCellSequence(_PooledFunction):
     """One LSTM layer over a whole sequence.
 
     Inputs: x (B, T, I), w_ih (I, 4H), w_hh (H, 4H), b (4H,), h0 (B, H), c0 (B, H).
-    Output: (B, T, H) when `return_sequences`, else the last hidden state (B, H).
+    Output: (B, T, H) when `return_sequences`, else the last hidden state (B, H). With
+    `with_cell`, the final cell state follows as one more step, so that it is part of the
+    graph: (B, T+1, H), or (B, 2, H) holding [h_T, c_T].
     After forward, `h_n` and `c_n` hold copies of the final states (B, H), no gradient.
     """
 
-    def __init__(self, return_sequences: bool) -> None:
+    def __init__(self, return_sequences: bool, with_cell: bool = False) -> None:
         self.return_sequences = return_sequences
+        self.with_cell = with_cell
 
     def forward(self, x: Any, w_ih: Any, w_hh: Any, b: Any, h0: Any, c0: Any) -> Any:
         xp = get_array_module(x)
@@ -269,10 +272,20 @@ class LSTMCellSequence(_PooledFunction):
         self.acts, self.hs, self.cs, self.tcs = acts, hs, cs, tcs
         self.x_dtype = x.dtype
         self.h_n, self.c_n = hs[-1].T.copy(), cs[-1].T.copy()
+        if self.with_cell:
+            first = steps if self.return_sequences else 1
+            packed = xp.empty((bsz, first + 1, hid), dtype=dt)
+            packed[:, :first] = hs[-first:].transpose(2, 0, 1)
+            packed[:, first] = self.c_n
+            return packed
         return _sequence_output(xp, hs, self.return_sequences)
 
     def backward(self, gy: Any) -> Any:
         xp = get_array_module(gy)
+        g_cell = None
+        if self.with_cell:  # the last "step" is the final cell state's gradient
+            g_cell = gy[:, -1]
+            gy = gy[:, :-1] if self.return_sequences else gy[:, 0]
         acts, hs, cs, tcs = self.acts, self.hs, self.cs, self.tcs
         steps, _, bsz = acts.shape
         hid = hs.shape[1]
@@ -298,7 +311,7 @@ class LSTMCellSequence(_PooledFunction):
         xp.subtract(1, o_dtanh, out=o_dtanh)
         o_dtanh *= o
         dgates = scratch(acts.shape, dt)
-        dc = xp.zeros((hid, bsz), dtype=dt)
+        dc = xp.zeros((hid, bsz), dtype=dt) if g_cell is None else g_cell.T.astype(dt, order="C")
         tmp = xp.empty((hid, bsz), dtype=dt)
         gyt, dh = _incoming_grad(xp, gy, hid, dt, self.return_sequences)
         w_hh_r = _StepMatmul(xp, self.w_hh_r, bsz)
@@ -556,8 +569,9 @@ class LSTM(_Recurrent):
     Returns the last step's hidden state (batch, hidden) or, with `return_sequences=True`,
     every step's (batch, seq, hidden). `forward(x, state=(h0, c0))` starts from given states
     of shape (num_layers, batch, hidden) (or (batch, hidden) for one layer), which receive
-    gradients. After each call `final_state` holds (h_n, c_n), each (num_layers, batch,
-    hidden), without gradient; `return_state=True` also returns them.
+    gradients. `return_state=True` also returns (h_n, c_n), each (num_layers, batch, hidden),
+    as part of the graph: a loss on them trains the layer (an encoder's summary, say). After
+    each call `final_state` holds them (without `return_state`: detached copies).
 
     Parameters per layer l: weight_ih_l{l} (in, 4H), weight_hh_l{l} (H, 4H), bias_l{l} (4H,),
     gates ordered i, f, g, o; the forget-gate bias starts at 1 so early training keeps memory.
@@ -594,7 +608,8 @@ class LSTM(_Recurrent):
         out = x
         h_n, c_n = [], []
         for layer in range(self.num_layers):
-            op = LSTMCellSequence(self._wants_sequence(layer))
+            seq = self._wants_sequence(layer)
+            op = LSTMCellSequence(seq, with_cell=return_state)
             out = op(
                 out,
                 getattr(self, f"weight_ih_l{layer}"),
@@ -603,11 +618,15 @@ class LSTM(_Recurrent):
                 h0s[layer],
                 c0s[layer],
             )
-            h_n.append(op.h_n)
-            c_n.append(op.c_n)
+            if return_state:  # the states as slices of the op's output: in the graph
+                h_n.append(out[:, -2] if seq else out[:, 0])
+                c_n.append(out[:, -1])
+                out = out[:, :-1] if seq else out[:, 0]
+            else:
+                h_n.append(Tensor._make(op.h_n))
+                c_n.append(Tensor._make(op.c_n))
             out = self._between_layers(out, layer)
-        xp = get_array_module(h_n[0])
-        self.final_state = (Tensor._make(xp.stack(h_n)), Tensor._make(xp.stack(c_n)))
+        self.final_state = (af.stack(h_n), af.stack(c_n))
         return (out, self.final_state) if return_state else out
 
 
@@ -615,7 +634,7 @@ class GRU(_Recurrent):
     """Gated recurrent unit over batch-first input (batch, seq, input_size).
 
     Same interface as `LSTM`, with a single state h: `forward(x, state=h0)`, and
-    `final_state` is h_n (num_layers, batch, hidden). Parameters per layer l:
+    `final_state` is h_n (num_layers, batch, hidden), in the graph with `return_state=True`. Parameters per layer l:
     weight_ih_l{l} (in, 3H), weight_hh_l{l} (H, 3H), bias_ih_l{l}, bias_hh_l{l} (3H,),
     gates ordered r, z, n.
     """
@@ -654,10 +673,12 @@ class GRU(_Recurrent):
                 getattr(self, f"bias_hh_l{layer}"),
                 h0s[layer],
             )
-            h_n.append(op.h_n)
+            if return_state:  # the last step of the output is the final state
+                h_n.append(out[:, -1] if self._wants_sequence(layer) else out)
+            else:
+                h_n.append(Tensor._make(op.h_n))
             out = self._between_layers(out, layer)
-        xp = get_array_module(h_n[0])
-        self.final_state = Tensor._make(xp.stack(h_n))
+        self.final_state = af.stack(h_n)
         return (out, self.final_state) if return_state else out
 
 
