@@ -172,14 +172,20 @@ class AsyncEventStream:
         return bool(self._pending)
 
     async def fill(self) -> None:
+        """Read what the store holds after the cursor. Stops at a short batch rather than
+        at an empty one: chasing a run that keeps writing would hold back the events already
+        read (with 100 clients polling at once, each read slowed down enough for a client
+        to chase for seconds)."""
+        limit = 1000
         while True:
             batch = await run_in_threadpool(
-                self._store.events_after, self.experiment_id, self._cursor, limit=1000
+                self._store.events_after, self.experiment_id, self._cursor, limit=limit
             )
-            if not batch:
+            if batch:
+                self._pending.extend((e, json.dumps(e.to_dict())) for e in batch)
+                self._cursor = batch[-1].seq
+            if len(batch) < limit:
                 break
-            self._pending.extend((e, json.dumps(e.to_dict())) for e in batch)
-            self._cursor = batch[-1].seq
         self._last_poll = time.monotonic()
 
     async def _offer(self, delivery: Delivery) -> None:
@@ -192,6 +198,8 @@ class AsyncEventStream:
                 return
         self._pending.append(delivery)
         self._cursor = seq
+        # the live path works: the store is re-read only after poll_interval of silence
+        self._last_poll = time.monotonic()
 
     async def get(self, timeout: float) -> Delivery | None:
         """The next event and its JSON text, or None after `timeout` seconds of silence."""
