@@ -45,8 +45,8 @@ class EventStream:
     It subscribes BEFORE reading the backlog, so nothing published meanwhile is missed, and
     drops live events it already delivered. Seqs commit in order, so a live event that skips
     ahead (publishers racing, or a publish lost when a worker died) means the store already
-    holds the missing ones: they are read from there. A quiet stream also re-reads the store
-    every `poll_interval` seconds, which catches events whose publish never happened.
+    holds the missing ones: they are read from there. A stream quiet for `poll_interval`
+    seconds re-reads the store, which catches events whose publish never happened.
     """
 
     def __init__(
@@ -67,12 +67,16 @@ class EventStream:
         return self._cursor - len(self._pending)
 
     def _fill(self) -> None:
+        # Up to a short batch, not an empty one: a run that keeps writing is not chased
+        # while the events already read wait.
+        limit = 1000
         while True:
-            batch = self._store.events_after(self.experiment_id, self._cursor, limit=1000)
-            if not batch:
+            batch = self._store.events_after(self.experiment_id, self._cursor, limit=limit)
+            if batch:
+                self._pending.extend(batch)
+                self._cursor = batch[-1].seq
+            if len(batch) < limit:
                 break
-            self._pending.extend(batch)
-            self._cursor = batch[-1].seq
         self._last_poll = time.monotonic()
 
     def _offer(self, event: EventRecord) -> None:
@@ -84,6 +88,7 @@ class EventStream:
                 return
         self._pending.append(event)
         self._cursor = event.seq
+        self._last_poll = time.monotonic()  # the live path works: poll only after silence
 
     def get(self, timeout: float | None = None) -> EventRecord | None:
         """The next event, or None if none came within `timeout` seconds."""
