@@ -189,6 +189,27 @@ class AzuraForgeClient:
     def get_experiment(self, experiment_id: str) -> ExperimentPublic:
         return self._get(ExperimentPublic, f"/experiments/{experiment_id}")
 
+    def resolve_experiment(self, ref: str) -> ExperimentPublic:
+        """An experiment by id or by a unique id prefix (of at least 4 characters, as the
+        shortened ids in listings): 404 when none matches, 400 when several do."""
+        try:
+            return self.get_experiment(ref)
+        except ApiError as exc:
+            if exc.status != 404 or len(ref) < 4:
+                raise
+            missing = exc
+        page = self.list_experiments(search=ref, limit=50)  # "id starts with" or name match
+        matches = [e.id for e in page.items if e.id.startswith(ref)]
+        if len(matches) > 1:
+            raise ApiError(
+                400,
+                "ambiguous_id",
+                f"{ref!r} matches {len(matches)} experiments; give more of the id",
+            )
+        if not matches:
+            raise missing
+        return self.get_experiment(matches[0])
+
     def cancel(self, experiment_id: str) -> ExperimentPublic:
         return self._post(ExperimentPublic, f"/experiments/{experiment_id}/cancel")
 

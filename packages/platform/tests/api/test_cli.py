@@ -101,12 +101,13 @@ def test_experiments_commands_against_a_running_server(live, trainer: str) -> No
     assert listed.exit_code == 0, listed.output
     assert created.id[:12] in listed.output and "remote run" in listed.output
 
-    shown = runner.invoke(cli, ["experiments", "show", created.id, "--server", live.url])
+    # the 12-character ids of the listing work as they do locally
+    shown = runner.invoke(cli, ["experiments", "show", created.id[:12], "--server", live.url])
     assert shown.exit_code == 0, shown.output
     assert "succeeded" in shown.output and '"epochs": 4' in shown.output
     assert "loss" in shown.output  # the metrics table, read over HTTP
 
-    logs = runner.invoke(cli, ["experiments", "logs", created.id, "--server", live.url])
+    logs = runner.invoke(cli, ["experiments", "logs", created.id[:8], "--server", live.url])
     followed = runner.invoke(
         cli, ["experiments", "logs", created.id, "--follow", "--server", live.url]
     )
@@ -115,5 +116,13 @@ def test_experiments_commands_against_a_running_server(live, trainer: str) -> No
 
     missing = runner.invoke(cli, ["experiments", "show", "nope", "--server", live.url])
     assert missing.exit_code == 2 and "Traceback" not in missing.output, missing.output
+    # two runs whose ids share a prefix: it is refused, naming the ambiguity
+    store = live.server.config.app.state.services.store
+    for digit in "01":
+        store.create(pipeline_id=trainer, config={"epochs": 1}, experiment_id="abcd" + digit * 28)
+    ambiguous = runner.invoke(cli, ["experiments", "show", "abcd", "--server", live.url])
+    assert ambiguous.exit_code == 2 and "matches 2 experiments" in ambiguous.output
+    unique = runner.invoke(cli, ["experiments", "show", "abcd1", "--server", live.url])
+    assert unique.exit_code == 0 and "abcd" + "1" * 28 in unique.output, unique.output
     cancelled = runner.invoke(cli, ["experiments", "cancel", created.id, "--server", live.url])
     assert cancelled.exit_code == 2, cancelled.output  # a finished run cannot be cancelled

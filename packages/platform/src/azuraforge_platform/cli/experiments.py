@@ -122,7 +122,7 @@ def show_command(
     last: dict[str, tuple[int, float | None, int]] = {}  # metric -> (step, value, points)
     if server:
         client = _client(server)
-        remote = _client_errors(lambda: client.get_experiment(experiment))
+        remote = _client_errors(lambda: client.resolve_experiment(experiment))
         for m in _client_errors(lambda: client.metrics(remote.id)).series:
             if m.steps:  # downsampling keeps both ends, so the last point is the latest value
                 last[m.name] = (m.steps[-1], m.values[-1], m.total_points)
@@ -204,7 +204,8 @@ def cancel_command(
 ) -> None:
     """Cancel: a queued run at once, a running one at its next step (then forcibly)."""
     if server:
-        remote = _client_errors(lambda: _client(server).cancel(experiment))
+        client = _client(server)
+        remote = _client_errors(lambda: client.cancel(client.resolve_experiment(experiment).id))
         console().print(f"experiment {remote.id}: {_status(remote)}")
         return
     settings = load_settings()
@@ -296,6 +297,7 @@ def _follow_remote(client: Any, experiment: str) -> None:
 
 
 def _remote_logs(client: Any, experiment: str, follow: bool) -> None:
+    experiment = _client_errors(lambda: client.resolve_experiment(experiment)).id
     if follow:
         with suppress(KeyboardInterrupt):
             _client_errors(lambda: _follow_remote(client, experiment))
