@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from azuraforge_app_stock_predictor import StockPredictor, data
-from azuraforge_app_weather_forecaster import DataError
 
+from azuraforge_forecasting import DataError
 from azuraforge_pipeline import Cancelled, RecordingReporter, RunContext, discover
 
 

@@ -1,4 +1,4 @@
-"""AzuraForge's stock_predictor pipeline (built on the weather app's forecasting machinery)."""
+"""AzuraForge's stock_predictor pipeline (built on `azuraforge_forecasting`)."""
 
 from .pipeline import StockConfig, StockPredictor
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from azuraforge_app_weather_forecaster.forecasting import (
+
+from azuraforge_forecasting import (
     DataError,
     package_data_file,
     prepare_frame,

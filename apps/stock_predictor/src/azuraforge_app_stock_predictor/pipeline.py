@@ -12,9 +12,9 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from azuraforge_app_weather_forecaster.forecasting import ForecastConfig, ForecastPipeline
 from pydantic import Field
 
+from azuraforge_forecasting import ForecastConfig, ForecastPipeline
 from azuraforge_learner.timeseries import calendar_feature_names, calendar_features
 from azuraforge_pipeline import RunContext
 

@@ -1,7 +1,7 @@
-"""AzuraForge's weather_forecaster pipeline, and the forecasting machinery other
-time-series apps reuse (`forecasting`)."""
+"""AzuraForge's weather_forecaster pipeline (built on `azuraforge_forecasting`)."""
 
-from .forecasting import DataError, ForecastConfig, ForecastPipeline
+from azuraforge_forecasting import DataError
+
 from .pipeline import WeatherConfig, WeatherForecaster
 
-__all__ = ["DataError", "ForecastConfig", "ForecastPipeline", "WeatherConfig", "WeatherForecaster"]
+__all__ = ["DataError", "WeatherConfig", "WeatherForecaster"]

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from .forecasting import DataError, package_data_file, prepare_frame, read_csv
+from azuraforge_forecasting import DataError, package_data_file, prepare_frame, read_csv
 
 BUILTIN = {
     "seattle": ("_data/seattle-weather.csv", "Seattle daily weather 2012-2015 (vega_datasets)"),

@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from azuraforge_forecasting import DataError, ForecastConfig, ForecastPipeline
 from azuraforge_learner.timeseries import SeasonalProfile, calendar_feature_names, calendar_features
 from azuraforge_pipeline import RunContext
 
 from . import data
-from .forecasting import DataError, ForecastConfig, ForecastPipeline
 
 PREFERRED_TARGETS = ("temp_max", "temp", "temperature", "temperature_2m")
 

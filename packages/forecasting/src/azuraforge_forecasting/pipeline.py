@@ -1,4 +1,4 @@
-"""The machinery AzuraForge's forecasting apps share (weather here, stocks reuse it).
+"""`ForecastPipeline`: the base class of AzuraForge's forecasting apps (weather, stocks).
 
 A forecaster app subclasses `ForecastPipeline` and supplies its data (`load_frame`), what to
 forecast and from which columns (`make_recipe`), and how raw rows become model features
