@@ -103,3 +103,28 @@ def test_the_spliced_response_is_valid_json(tmp_path: Path) -> None:
     assert [json.loads(b)["name"] for b in raw] == ['we"ird', "x"]
     assert json.loads(raw[1])["values"] == [None]
     store.close()
+
+
+@pytest.mark.integration
+@on_postgres
+@pytest.mark.parametrize("max_points", [100, 2000])  # block summaries, then the points
+def test_steps_written_after_the_span_was_read_add_no_buckets(
+    db_url: str, tmp_path: Path, max_points: int
+) -> None:
+    """A live run keeps writing between the span query and the reduction: the reduction
+    stays within the span it was given, so the answer stays within max_points."""
+    from sqlalchemy import text
+
+    from azuraforge_platform.api.metric_series import _reduce
+
+    store = ExperimentStore(db_url, tmp_path)
+    exp = store.create(pipeline_id="alpha", config={})
+    store.append_metrics(exp.id, [MetricValue("loss", s, (s * 7919) % 1000) for s in range(20_000)])
+    with store.engine.connect() as conn:  # as if read when the run had reached step 9,999
+        raw = _reduce(conn, exp.id, "loss", 0, 9_999, max_points)
+        stored = conn.execute(text("SELECT count(*) FROM metrics")).scalar_one()
+    assert raw is not None and stored == 20_000
+    series = MetricSeries.model_validate_json(raw)
+    assert len(series.steps) <= max_points and series.total_points <= 10_000 + 15
+    assert max(series.steps) < 10_000 + 16
+    store.close()

@@ -39,7 +39,7 @@ _BLOCK_BUCKETS = """
            max(ARRAY[max_value, max_step]) FILTER (WHERE finite > 0) AS hi,
            sum(points) AS total
     FROM metric_blocks
-    WHERE experiment_id = :id AND name = :name
+    WHERE experiment_id = :id AND name = :name AND block * :block <= :hi
     GROUP BY g
 """
 _POINT_BUCKETS = """
@@ -48,7 +48,7 @@ _POINT_BUCKETS = """
            max(ARRAY[value, step]) FILTER (WHERE value IS NOT NULL) AS hi,
            count(*) AS total
     FROM metrics
-    WHERE experiment_id = :id AND name = :name
+    WHERE experiment_id = :id AND name = :name AND step <= :hi
     GROUP BY g
 """
 # Buckets in step order, and within one its two points in step order (one when the minimum
@@ -130,9 +130,11 @@ def _reduce(
     span = hi - lo + 1
     buckets = max(1, max_points // 2)
     coarse = span >= buckets * 2 * METRIC_BLOCK
-    params = {"id": experiment_id, "name": name, "lo": lo, "span": span, "buckets": buckets}
+    # `hi` bounds the buckets: a live run may have written further steps since it was read
+    params = {"id": experiment_id, "name": name, "lo": lo, "hi": hi, "span": span,
+              "buckets": buckets, "block": METRIC_BLOCK}  # fmt: skip
     query = _BLOCK_REDUCE if coarse else _POINT_REDUCE
-    total, kept, steps, values = conn.execute(query, {**params, "block": METRIC_BLOCK}).one()
+    total, kept, steps, values = conn.execute(query, params).one()
     if kept >= total:
         return None
     epochs = ",".join(["null"] * kept)  # block summaries carry no epochs
