@@ -10,6 +10,7 @@ Needs PostgreSQL (AZURAFORGE_BENCH_POSTGRES_URL, default postgresql://postgres@1
 a throw-away database is created and dropped) and Redis (AZURAFORGE_BENCH_REDIS_URL).
 
     uv run python bench/api_bench.py [--concurrency 1,4,16] [--processes 1,2] [--clients 100]
+    uv run python bench/api_bench.py --experiments 100000   # listing at 100,000 rows
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ from azuraforge_platform.store import ExperimentStore, normalize_url, upgrade
 
 PG = os.environ.get("AZURAFORGE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("AZURAFORGE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-EXPERIMENTS = 10_000
+EXPERIMENTS = 10_000  # --experiments
+WITH_METRICS = 10_000  # the first ones have metrics, whatever the count: 1,000,000 points in all
 SHORT_STEPS = 45  # x 2 metrics x 9,999 experiments = 899,910 points
 LONG_POINTS = 100_090  # one long run: 1,000,000 points in all
 PIPELINES = ["stock_predictor", "weather_forecaster", "image_classifier", "hyper_tuner"]
@@ -86,7 +88,7 @@ def seed(url: str) -> tuple[list[str], str, str]:
         buf = io.StringIO()
         now = datetime.now(UTC).isoformat()
         long_id = ids[0]
-        for exp_id in ids[1:]:
+        for exp_id in ids[1:WITH_METRICS]:
             for name in ("loss", "val_loss"):
                 value = 1.0
                 for step in range(1, SHORT_STEPS + 1):
@@ -169,10 +171,16 @@ async def load(
             if cursors:
                 return "/experiments", {"limit": 50, "cursor": rng.choice(cursors)}
             return "/experiments", {"limit": 50}
+        if kind == "pages":  # the dashboard's table: numbered pages of 50 with the total
+            return "/experiments", {
+                "limit": 50,
+                "offset": 50 * rng.randrange(len(ids) // 50),
+                "with_total": "true",
+            }
         if kind == "detail":
             return f"/experiments/{rng.choice(ids)}", {}
         if kind == "metrics":
-            return f"/experiments/{rng.choice(ids)}/metrics", {"max_points": 200}
+            return f"/experiments/{rng.choice(ids[1:WITH_METRICS])}/metrics", {"max_points": 200}
         if kind == "cold":  # a max_points never asked before: computed, not from the cache
             return f"/experiments/{long_id}/metrics", {"max_points": next(FRESH)}
         return f"/experiments/{long_id}/metrics", {"max_points": 500}
@@ -269,6 +277,7 @@ PREFIX = f"azfbench-{uuid.uuid4().hex[:8]}"
 
 KINDS = (
     ("list", "list (filters, search, deep keyset pages)"),
+    ("pages", "list, numbered pages anywhere, with total"),
     ("detail", "detail"),
     ("metrics", "metrics, 90-point runs, max_points=200"),
     ("long", f"metrics, {LONG_POINTS:,}-point run, 500 (cached)"),
@@ -304,6 +313,7 @@ def main() -> None:
         "--concurrency", default="1,4,16", help="comma-separated load levels (connections)"
     )
     parser.add_argument("--database", help="reuse this seeded database (see --keep)")
+    parser.add_argument("--experiments", type=int, default=10_000, help="experiments to seed")
     parser.add_argument("--keep", action="store_true", help="keep the seeded database")
     parser.add_argument("--requests", type=int, default=400, help="per request kind")
     parser.add_argument("--clients", type=int, default=100)
@@ -315,8 +325,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100)
     parser.add_argument("--rate", type=float, default=20.0, help="events per second")
     args = parser.parse_args()
-    global RATE
+    global RATE, EXPERIMENTS
     RATE = args.rate
+    EXPERIMENTS = args.experiments
 
     admin_url = normalize_url(PG)
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")

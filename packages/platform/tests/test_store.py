@@ -383,3 +383,47 @@ def test_non_finite_and_numpy_values_are_stored_as_strict_json(store: Experiment
     assert done.summary == {"best": None, "n": 3}
     with pytest.raises(TypeError, match="cannot store a object as JSON"):
         store.append_event(exp.id, "bad", {"x": object()})
+
+
+def test_search_pages_match_a_plain_reading(
+    store: ExperimentStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A search reads a window of the newest rows first and collects all matches only when
+    the window holds too few: with a 6-row window both paths run, and every page (keyset
+    and numbered, each sort, with other filters) equals filtering and sorting in Python."""
+    monkeypatch.setattr(ExperimentStore, "SEARCH_WINDOW", 6)
+    names = ["alpha old", "beta", "gamma", "alpha"] * 10 + ["beta new"] * 12  # old matches
+    made = [
+        store.create(
+            pipeline_id="p" if i % 3 else "q",
+            config={},
+            name=f"{n} {i:02d}",
+            created_at=T0 + timedelta(minutes=i),
+        )
+        for i, n in enumerate(names)
+    ]
+    for term in ("ALPHA", "beta", "a 1", "zzz", made[5].id[:6]):
+        for sort, descending in (("created_at", True), ("name", False), ("name", True)):
+            for pipeline in (None, "p"):
+                want = sorted(
+                    (
+                        e
+                        for e in made
+                        if (term.lower() in e.name.lower() or e.id.startswith(term))
+                        and pipeline in (None, e.pipeline_id)
+                    ),
+                    key=lambda e: (getattr(e, sort), e.id),
+                    reverse=descending,
+                )
+                args = {"search": term, "sort": sort, "descending": descending}
+                args["pipeline_id"] = pipeline
+                got, cursor = [], None
+                while True:
+                    page = store.list_experiments(limit=4, cursor=cursor, **args)
+                    got += [e.id for e in page.items]
+                    if (cursor := page.next_cursor) is None:
+                        break
+                assert got == [e.id for e in want], (term, sort, descending, pipeline)
+                numbered = store.list_experiments(limit=3, offset=3, with_total=True, **args)
+                assert [e.id for e in numbered.items] == [e.id for e in want][3:6]
+                assert numbered.total == len(want)

@@ -223,6 +223,22 @@ def _escape_like(term: str) -> str:
     return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def _matches(columns: Any, search: str) -> ColumnElement[bool]:
+    """Free-text search over `columns` (the table's, or a subquery's): name contains the
+    term (any case) or the id starts with it."""
+    return or_(
+        columns.name.ilike(f"%{_escape_like(search)}%", escape="\\"),
+        columns.id.startswith(search, autoescape=True),
+    )
+
+
+def _order(columns: Any, sort: str, descending: bool) -> tuple[Any, Any]:
+    """The page order over `columns`: the sort field, then the id (a total order for keyset
+    cursors)."""
+    key, tie = columns[sort], columns.id
+    return (key.desc(), tie.desc()) if descending else (key, tie)
+
+
 _PG_APPEND_METRICS = text(
     """
     INSERT INTO metrics (experiment_id, name, step, epoch, value, time)
@@ -414,30 +430,25 @@ class ExperimentStore:
             conditions.append(Experiment.created_at < created_before)
         if parent_id is not None:
             conditions.append(Experiment.parent_id == parent_id)
-        if search:
-            pattern = f"%{_escape_like(search)}%"
-            conditions.append(
-                or_(
-                    Experiment.name.ilike(pattern, escape="\\"),
-                    Experiment.id.startswith(search, autoescape=True),
-                )
-            )
         sort_col: Any = getattr(Experiment, sort)
-        query = select(*_EXPERIMENT_COLUMNS).where(*conditions)
+        page_conditions = list(conditions)
         if cursor is not None:
             value, last_id = self._decode_cursor(cursor, sort, descending)
             key = tuple_(sort_col, Experiment.id)
-            conditions_key = (
+            page_conditions.append(
                 key < tuple_(value, last_id) if descending else key > tuple_(value, last_id)
             )
-            query = query.where(conditions_key)
-        order = (sort_col.desc(), Experiment.id.desc()) if descending else (sort_col, Experiment.id)
-        query = query.order_by(*order).limit(limit + 1)
-        if offset is not None:
-            query = query.offset(offset)
+        order = _order(Experiment.__table__.c, sort, descending)
         with self.engine.connect() as conn:
             # Core rows (no ORM identity map or lazy loads), tags in one more indexed query
-            rows = conn.execute(query).all()
+            if not search:
+                query = select(*_EXPERIMENT_COLUMNS).where(*page_conditions).order_by(*order)
+                rows = conn.execute(query.limit(limit + 1).offset(offset)).all()
+            else:
+                rows = self._search_page(
+                    conn, page_conditions, search, (sort, descending), limit, offset
+                )
+                conditions.append(_matches(Experiment.__table__.c, search))
             total = (
                 conn.scalar(select(func.count()).select_from(Experiment).where(*conditions))
                 if with_total
@@ -458,6 +469,47 @@ class ExperimentStore:
             sort=sort,
             descending=descending,
         )
+
+    # A search first reads this many of the newest rows in the page's order (cheap, and
+    # enough when the term is common); only when they hold too few matches are the matches
+    # themselves collected: through the trigram index on PostgreSQL (migration 0004), since
+    # scanning in order for rare, old matches read the whole table (50-90 ms at 100,000).
+    SEARCH_WINDOW = 1000
+
+    def _search_page(
+        self,
+        conn: Connection,
+        conditions: list[ColumnElement[bool]],
+        search: str,
+        sorting: tuple[str, bool],
+        limit: int,
+        offset: int | None,
+    ) -> Sequence[Row[Any]]:
+        table = Experiment.__table__.c
+        recent = (
+            select(*_EXPERIMENT_COLUMNS)
+            .where(*conditions)
+            .order_by(*_order(table, *sorting))
+            .limit(self.SEARCH_WINDOW)
+            .subquery("recent")
+        )
+        window = (
+            select(*recent.c)
+            .where(_matches(recent.c, search))
+            .order_by(*_order(recent.c, *sorting))
+        )
+        rows = conn.execute(window.limit(limit + 1).offset(offset)).all()
+        if len(rows) == limit + 1:
+            return rows  # the first matches in this order all lie within the window
+        # Too few matches among the newest rows: collect every match, then order them.
+        # MATERIALIZED keeps PostgreSQL from planning this as the ordered scan again.
+        matches = (
+            select(*_EXPERIMENT_COLUMNS).where(*conditions, _matches(table, search)).cte("matches")
+        )
+        if self.dialect == "postgresql":
+            matches = matches.prefix_with("MATERIALIZED")
+        query = select(*matches.c).order_by(*_order(matches.c, *sorting))
+        return conn.execute(query.limit(limit + 1).offset(offset)).all()
 
     @staticmethod
     def _tags_of(conn: Connection, ids: list[str]) -> dict[str, list[str]]:
