@@ -634,9 +634,9 @@ class GRU(_Recurrent):
     """Gated recurrent unit over batch-first input (batch, seq, input_size).
 
     Same interface as `LSTM`, with a single state h: `forward(x, state=h0)`, and
-    `final_state` is h_n (num_layers, batch, hidden), in the graph with `return_state=True`. Parameters per layer l:
-    weight_ih_l{l} (in, 3H), weight_hh_l{l} (H, 3H), bias_ih_l{l}, bias_hh_l{l} (3H,),
-    gates ordered r, z, n.
+    `final_state` is h_n (num_layers, batch, hidden), in the graph with `return_state=True`.
+    Parameters per layer l: weight_ih_l{l} (in, 3H), weight_hh_l{l} (H, 3H), bias_ih_l{l},
+    bias_hh_l{l} (3H,), gates ordered r, z, n.
     """
 
     _gates = 3

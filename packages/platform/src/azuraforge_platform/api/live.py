@@ -9,11 +9,11 @@ import json
 import logging
 import threading
 import time
-from collections import deque
 
 from starlette.concurrency import run_in_threadpool
 
 from azuraforge_platform.events import EventService, Subscription
+from azuraforge_platform.events.service import StreamCursor
 from azuraforge_platform.store import EventRecord, ExperimentStore
 
 __all__ = ["AsyncEventStream", "LiveHub", "LiveSubscription"]
@@ -158,69 +158,61 @@ class AsyncEventStream:
         self._store = store
         self._subscription = subscription
         self.experiment_id = experiment_id
-        self._pending: deque[Delivery] = deque()
-        self._cursor = after
+        self._state: StreamCursor[Delivery] = StreamCursor(after)
         self._poll_interval = poll_interval
-        self._last_poll = 0.0
 
     @property
     def last_seq(self) -> int:
-        return self._cursor - len(self._pending)
+        return self._state.last_seq
 
     @property
     def has_pending(self) -> bool:
-        return bool(self._pending)
+        return bool(self._state.pending)
 
     async def fill(self) -> None:
-        """Read what the store holds after the cursor. Stops at a short batch rather than
-        at an empty one: chasing a run that keeps writing would hold back the events already
-        read (with 100 clients polling at once, each read slowed down enough for a client
-        to chase for seconds)."""
-        limit = 1000
-        while True:
-            batch = await run_in_threadpool(
-                self._store.events_after, self.experiment_id, self._cursor, limit=limit
-            )
-            if batch:
-                self._pending.extend((e, json.dumps(e.to_dict())) for e in batch)
-                self._cursor = batch[-1].seq
-            if len(batch) < limit:
-                break
-        self._last_poll = time.monotonic()
+        """Read what the store holds after the cursor (see `StreamCursor.add_backlog`)."""
+        state = self._state
+        while state.add_backlog(
+            await run_in_threadpool(
+                self._store.events_after,
+                self.experiment_id,
+                state.cursor,
+                limit=state.READ_LIMIT,
+            ),
+            lambda e: (e, json.dumps(e.to_dict())),
+        ):
+            pass
 
     async def _offer(self, delivery: Delivery) -> None:
-        seq = delivery[0].seq
-        if seq <= self._cursor:
+        state, seq = self._state, delivery[0].seq
+        if state.is_old(seq):
             return
-        if seq > self._cursor + 1:
+        if state.is_ahead(seq):
             await self.fill()
-            if seq <= self._cursor:
+            if state.is_old(seq):
                 return
-        self._pending.append(delivery)
-        self._cursor = seq
-        # the live path works: the store is re-read only after poll_interval of silence
-        self._last_poll = time.monotonic()
+        state.add_live(delivery, seq)
 
     async def get(self, timeout: float) -> Delivery | None:
         """The next event and its JSON text, or None after `timeout` seconds of silence."""
-        queue = self._subscription.queue
-        while not self._pending and not queue.empty():  # fast path: no timer needed
+        queue, state = self._subscription.queue, self._state
+        while not state.pending and not queue.empty():  # fast path: no timer needed
             await self._offer(queue.get_nowait())
         deadline = time.monotonic() + timeout
-        while not self._pending:
+        while not state.pending:
             now = time.monotonic()
             if now >= deadline:
                 return None
-            if now - self._last_poll >= self._poll_interval:
+            if now - state.last_poll >= self._poll_interval:
                 await self.fill()
                 continue
-            wait = min(self._last_poll + self._poll_interval, deadline) - now
+            wait = min(state.last_poll + self._poll_interval, deadline) - now
             try:
                 delivery = await asyncio.wait_for(queue.get(), max(wait, 0.001))
             except TimeoutError:
                 continue
             await self._offer(delivery)
-        return self._pending.popleft()
+        return state.pending.popleft()
 
     def close(self) -> None:
         self._subscription.close()

@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from azuraforge_platform.events.base import EventBus
 from azuraforge_platform.store.repository import EventRecord, ExperimentStore
 
-__all__ = ["EventService", "EventStream"]
+__all__ = ["EventService", "EventStream", "StreamCursor"]
+
+T = TypeVar("T")
 
 
 class EventService:
@@ -39,6 +41,49 @@ class EventService:
         return EventStream(self, experiment_id, after, poll_interval=poll_interval)
 
 
+class StreamCursor(Generic[T]):
+    """The exactly-once bookkeeping of an event stream (sync here, asyncio in the API): the
+    items queued for delivery and the highest seq delivered or queued. Items are whatever
+    the stream hands out (events, or events with their JSON text)."""
+
+    READ_LIMIT = 1000  # events per store read
+
+    def __init__(self, after: int) -> None:
+        self.pending: deque[T] = deque()
+        self.cursor = after
+        self.last_poll = 0.0  # when the store or the live path last proved up to date
+
+    @property
+    def last_seq(self) -> int:
+        return self.cursor - len(self.pending)
+
+    def add_backlog(self, batch: Sequence[EventRecord], wrap: Callable[[EventRecord], T]) -> bool:
+        """Queue a store read after `cursor`; True while there may be more to read. A short
+        batch ends the read, not an empty one: chasing a run that keeps writing would hold
+        back the events already read (with 100 WebSocket clients reading at once, each read
+        was slow enough for a client to chase for seconds)."""
+        if batch:
+            self.pending.extend(wrap(e) for e in batch)
+            self.cursor = batch[-1].seq
+        if len(batch) < self.READ_LIMIT:
+            self.last_poll = time.monotonic()
+            return False
+        return True
+
+    def is_old(self, seq: int) -> bool:
+        return seq <= self.cursor  # delivered from the backlog or an earlier read
+
+    def is_ahead(self, seq: int) -> bool:
+        """Seqs commit in order: a live event past the next seq means the store holds the
+        ones between (publishers raced, or a publish was lost), to be read from there."""
+        return seq > self.cursor + 1
+
+    def add_live(self, item: T, seq: int) -> None:
+        self.pending.append(item)
+        self.cursor = seq
+        self.last_poll = time.monotonic()  # the live path works: poll only after silence
+
+
 class EventStream:
     """Delivers every event after `after` exactly once, in seq order.
 
@@ -55,58 +100,51 @@ class EventStream:
         self._store = service.store
         self.experiment_id = experiment_id
         self._subscription = service.bus.subscribe(experiment_id)
-        self._pending: deque[EventRecord] = deque()
-        self._cursor = after  # highest seq delivered or queued for delivery
+        self._state: StreamCursor[EventRecord] = StreamCursor(after)
         self._poll_interval = poll_interval
-        self._last_poll = time.monotonic()
         self._fill()
 
     @property
     def last_seq(self) -> int:
         """Seq of the last event handed out (or queued): resume with `after=last_seq`."""
-        return self._cursor - len(self._pending)
+        return self._state.last_seq
 
     def _fill(self) -> None:
-        # Up to a short batch, not an empty one: a run that keeps writing is not chased
-        # while the events already read wait.
-        limit = 1000
-        while True:
-            batch = self._store.events_after(self.experiment_id, self._cursor, limit=limit)
-            if batch:
-                self._pending.extend(batch)
-                self._cursor = batch[-1].seq
-            if len(batch) < limit:
-                break
-        self._last_poll = time.monotonic()
+        state = self._state
+        while state.add_backlog(
+            self._store.events_after(self.experiment_id, state.cursor, limit=state.READ_LIMIT),
+            lambda e: e,
+        ):
+            pass
 
     def _offer(self, event: EventRecord) -> None:
-        if event.seq <= self._cursor:
-            return  # already delivered from the backlog or an earlier fill
-        if event.seq > self._cursor + 1:
+        state = self._state
+        if state.is_old(event.seq):
+            return
+        if state.is_ahead(event.seq):
             self._fill()
-            if event.seq <= self._cursor:
+            if state.is_old(event.seq):
                 return
-        self._pending.append(event)
-        self._cursor = event.seq
-        self._last_poll = time.monotonic()  # the live path works: poll only after silence
+        state.add_live(event, event.seq)
 
     def get(self, timeout: float | None = None) -> EventRecord | None:
         """The next event, or None if none came within `timeout` seconds."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while not self._pending:
+        state = self._state
+        while not state.pending:
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 return None
-            if now - self._last_poll >= self._poll_interval:
+            if now - state.last_poll >= self._poll_interval:
                 self._fill()
                 continue
-            wait = self._last_poll + self._poll_interval - now
+            wait = state.last_poll + self._poll_interval - now
             if deadline is not None:
                 wait = min(wait, deadline - now)
             event = self._subscription.get(timeout=max(wait, 0.0))
             if event is not None:
                 self._offer(event)
-        return self._pending.popleft()
+        return state.pending.popleft()
 
     async def aget(self, timeout: float | None = None) -> EventRecord | None:
         """`get` for async code (a WebSocket handler): waits in a worker thread."""
