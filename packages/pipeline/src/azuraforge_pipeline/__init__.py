@@ -21,6 +21,7 @@ from azuraforge_pipeline.context import (
     Reporter,
     RunContext,
 )
+from azuraforge_pipeline.paths import DataPath, PathNotAllowedError, PathPolicy, check_path
 from azuraforge_pipeline.registry import (
     ENTRY_POINT_GROUP,
     PipelineRegistry,
@@ -36,7 +37,10 @@ __all__ = [
     "CatalogEntry",
     "Checkpoint",
     "ConfigError",
+    "DataPath",
     "FieldError",
+    "PathNotAllowedError",
+    "PathPolicy",
     "Pipeline",
     "PipelineConfig",
     "PipelineRegistry",
@@ -49,6 +53,7 @@ __all__ = [
     "RunResult",
     "UnknownPipelineError",
     "applications",
+    "check_path",
     "discover",
     "official_catalog",
 ]

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import to_jsonable_python
 
+from azuraforge_pipeline.paths import PATH_POLICY_KEY, PathNotAllowedError, PathPolicy
+
 if TYPE_CHECKING:
     from azuraforge_pipeline.context import RunContext
 
@@ -69,6 +71,8 @@ def _field_error(err: Mapping[str, Any]) -> tuple[str, str]:
     cause = (err.get("ctx") or {}).get("error")
     if isinstance(cause, FieldError):
         return ".".join([*path, cause.field]), str(cause)
+    if isinstance(cause, PathNotAllowedError):
+        return ".".join(path), str(cause)
     return ".".join(path), str(err["msg"])
 
 
@@ -99,13 +103,20 @@ class Pipeline(ABC):
         raise PredictionNotSupportedError(cls.id)
 
     @classmethod
-    def validate_config(cls, raw: Mapping[str, Any] | PipelineConfig | None) -> PipelineConfig:
-        """Turn user input into a `Config` instance, raising `ConfigError` with field paths."""
-        if isinstance(raw, cls.Config):
+    def validate_config(
+        cls,
+        raw: Mapping[str, Any] | PipelineConfig | None,
+        *,
+        path_policy: PathPolicy | None = None,
+    ) -> PipelineConfig:
+        """Turn user input into a `Config` instance, raising `ConfigError` with field paths.
+        `path_policy` checks (and at run time resolves) every `DataPath` field."""
+        if isinstance(raw, cls.Config) and path_policy is None:
             return raw
         data = raw.model_dump() if isinstance(raw, BaseModel) else dict(raw or {})
+        context = {PATH_POLICY_KEY: path_policy} if path_policy is not None else None
         try:
-            return cls.Config.model_validate(data)
+            return cls.Config.model_validate(data, context=context)
         except ValidationError as exc:
             raise ConfigError(cls.id, [_field_error(err) for err in exc.errors()]) from None
 

@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     artifact_root: Path | None = Field(
         default=None, description="Where experiments' artifacts go; unset means data_dir/artifacts."
     )
+    data_roots: list[Path] = Field(
+        default_factory=list,
+        description="Folders (JSON list) whose files API clients may name in configs and "
+        "predictions, besides their uploads. Everything else on the server is out of reach.",
+    )
     event_channel_prefix: str = Field(
         default="azuraforge", description="Prefix of Redis pub/sub channels (to share one Redis)."
     )

@@ -1,0 +1,36 @@
+"""Which server paths a client may name, as `PathPolicy`s for the pipeline contract.
+
+API clients name their uploads (`uploads/<id>.csv`, relative to the data folder) and files in
+the configured `data_roots`; nothing else, so neither `/etc/shadow` nor the store's database
+file is reachable. A run resolves the names it was given against the same data folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from azuraforge_pipeline import PathPolicy, check_path
+from azuraforge_platform.settings import Settings
+
+__all__ = ["client_path_policy", "client_roots", "resolve_client_path", "run_path_policy"]
+
+
+def client_roots(settings: Settings) -> tuple[Path, ...]:
+    return (settings.upload_dir, *(Path(r).resolve() for r in settings.data_roots))
+
+
+def client_path_policy(settings: Settings) -> PathPolicy:
+    """At submission: a path must lie in the uploads folder or a data root; the config keeps
+    the value as the client wrote it."""
+    return PathPolicy(base=settings.data_dir.resolve(), roots=client_roots(settings))
+
+
+def run_path_policy(settings: Settings) -> PathPolicy:
+    """At run time: relative names resolve against the data folder (the submission was
+    already checked; a local `azuraforge run` may name any file of its own user)."""
+    return PathPolicy(base=settings.data_dir.resolve(), roots=None, resolve=True)
+
+
+def resolve_client_path(settings: Settings, value: str) -> Path:
+    """The file a client named, resolved, or `PathNotAllowedError` when it is out of reach."""
+    return check_path(value, client_path_policy(settings))
