@@ -48,6 +48,7 @@ class ModelRecord:
     description: str | None
     metrics: dict[str, Any] | None
     created_at: datetime
+    owner: str | None = None
 
     @classmethod
     def from_row(cls, row: RegisteredModel) -> ModelRecord:
@@ -60,6 +61,7 @@ class ModelRecord:
             description=row.description,
             metrics=dict(row.metrics) if row.metrics is not None else None,
             created_at=row.created_at,
+            owner=row.owner,
         )
 
 
@@ -78,6 +80,7 @@ class ModelRegistry:
         artifact_path: str,
         description: str | None = None,
         metrics: Mapping[str, Any] | None = None,
+        owner: str | None = None,
     ) -> ModelRecord:
         experiment = self.store.get(experiment_id)
         row = RegisteredModel(
@@ -89,6 +92,7 @@ class ModelRegistry:
             description=description,
             metrics=json_safe(dict(metrics)) if metrics is not None else None,
             created_at=datetime.now(UTC),
+            owner=owner,
         )
         try:
             with Session(self._write_engine, expire_on_commit=False) as s, s.begin():

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Dialect,
@@ -31,7 +32,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeEngine
 
 __all__ = [
+    "ApiToken",
     "Artifact",
+    "AuditEvent",
     "Base",
     "Event",
     "Experiment",
@@ -42,6 +45,9 @@ __all__ = [
     "MetricBlock",
     "MetricPoint",
     "RegisteredModel",
+    "Role",
+    "Upload",
+    "User",
     "UTCDateTime",
     "json_safe",
 ]
@@ -173,6 +179,9 @@ class Experiment(Base):
     parent_id: Mapped[str | None] = mapped_column(ForeignKey("experiments.id", ondelete="SET NULL"))
     # The last event seq handed out; bumped in the same transaction that inserts the event.
     last_event_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The username that submitted it (members may cancel and delete only their own runs);
+    # None for runs from before authentication or from a local `azuraforge run`.
+    owner: Mapped[str | None] = mapped_column(String(64))
 
     tags: Mapped[list[ExperimentTag]] = relationship(
         cascade="all, delete-orphan", passive_deletes=True, lazy="selectin"
@@ -187,6 +196,7 @@ class Experiment(Base):
         Index("ix_experiments_pipeline_created", "pipeline_id", "created_at", "id"),
         Index("ix_experiments_name", "name", "id"),
         Index("ix_experiments_parent", "parent_id"),
+        Index("ix_experiments_owner_created", "owner", "created_at", "id"),
     )
 
 
@@ -308,5 +318,98 @@ class RegisteredModel(Base):
     description: Mapped[str | None] = mapped_column(Text)
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    owner: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (Index("ix_models_experiment", "experiment_id"),)
+
+
+class Role(StrEnum):
+    """viewer: reads; member: runs, uploads, predicts, manages its own; admin: everything."""
+
+    viewer = "viewer"
+    member = "member"
+    admin = "admin"
+
+
+_ROLES = ", ".join(f"'{r.value}'" for r in Role)
+
+
+class User(Base):
+    """A person (or service) that signs in. Usernames never change: experiments, models,
+    uploads and the audit log name their owner by username."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))  # argon2id; None: no login
+    role: Mapped[str] = mapped_column(String(16))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (CheckConstraint(f"role IN ({_ROLES})", name="role"),)
+
+
+class ApiToken(Base):
+    """A bearer credential: a personal API token (`kind='api'`, named, listed, revocable) or a
+    dashboard login session (`kind='session'`). Only the SHA-256 of the secret is kept: the
+    secrets are 256 random bits, so a fast hash is safe (no guessing) and lookups are exact."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16))  # the first characters, to recognise it
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('api', 'session')", name="kind"),
+        Index("ix_api_tokens_user", "user_id", "kind", "id"),
+    )
+
+
+class AuditEvent(Base):
+    """Who did what: logins, failed logins and every destructive or administrative action."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(200))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    ip: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index("ix_audit_events_action", "action", "id"),
+        Index("ix_audit_events_actor", "actor", "id"),
+        # failed logins per username / address in a recent window (the login rate limit)
+        Index("ix_audit_events_target_at", "action", "target", "at"),
+        Index("ix_audit_events_ip_at", "action", "ip", "at"),
+    )
+
+
+class Upload(Base):
+    """A data file a user uploaded, stored under the generated `id` in the uploads folder."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    filename: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_uploads_owner", "owner", "created_at"),)

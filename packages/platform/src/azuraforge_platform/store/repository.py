@@ -134,6 +134,7 @@ class ExperimentRecord:
     parent_id: str | None
     tags: list[str]
     last_event_seq: int
+    owner: str | None = None
 
     @classmethod
     def from_row(cls, row: Experiment) -> ExperimentRecord:
@@ -279,6 +280,7 @@ def _record(row: Row[Any] | Experiment, tags: list[str]) -> ExperimentRecord:
         parent_id=row.parent_id,
         tags=tags,
         last_event_seq=row.last_event_seq,
+        owner=row.owner,
     )
 
 
@@ -340,8 +342,9 @@ class ExperimentStore:
         max_attempts: int = 1,
         experiment_id: str | None = None,
         created_at: datetime | None = None,
+        owner: str | None = None,
     ) -> ExperimentRecord:
-        """A new experiment in state `queued`."""
+        """A new experiment in state `queued`, owned by the username `owner`."""
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         exp_id = experiment_id or uuid.uuid4().hex
@@ -359,6 +362,7 @@ class ExperimentStore:
             max_attempts=max_attempts,
             parent_id=parent_id,
             last_event_seq=0,
+            owner=owner,
             tags=[ExperimentTag(tag=t) for t in sorted(set(tags))],
         )
         try:
@@ -394,6 +398,7 @@ class ExperimentStore:
         created_before: datetime | None = None,
         search: str | None = None,
         parent_id: str | None = None,
+        owner: str | None = None,
         sort: str = "created_at",
         descending: bool = True,
         limit: int = 50,
@@ -430,6 +435,8 @@ class ExperimentStore:
             conditions.append(Experiment.created_at < created_before)
         if parent_id is not None:
             conditions.append(Experiment.parent_id == parent_id)
+        if owner is not None:
+            conditions.append(Experiment.owner == owner)
         sort_col: Any = getattr(Experiment, sort)
         page_conditions = list(conditions)
         if cursor is not None:
