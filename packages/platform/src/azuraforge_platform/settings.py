@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "get_settings"]
@@ -90,6 +90,51 @@ class Settings(BaseSettings):
     )
     ws_ping_seconds: float = Field(
         default=15.0, gt=0, description="Idle WebSockets get a ping message this often."
+    )
+
+    # -- authentication ---------------------------------------------------------------------
+    auth_enabled: bool = Field(
+        default=True,
+        description="Every route but /health and the login needs a credential. Only "
+        "`azuraforge up --no-auth` switches it off, and only on a loopback address.",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Signs WebSocket tokens; unset: a random key kept in data_dir/secret.key "
+        "(owner-only). API instances behind one load balancer must share it.",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names clients use to reach the API (JSON list; '*' allows any). "
+        "Empty: loopback names, the listening address and this machine's own names. Other "
+        "Host headers are refused (DNS rebinding), and so is an Origin of another host.",
+    )
+    session_hours: float = Field(
+        default=12.0, gt=0, le=24 * 30, description="How long a dashboard login lasts."
+    )
+    ws_token_seconds: float = Field(
+        default=60.0, gt=0, le=3600, description="Lifetime of a WebSocket token."
+    )
+    token_max_days: int = Field(
+        default=365, ge=1, description="The longest lifetime a personal API token may have."
+    )
+    login_window_seconds: float = Field(
+        default=900.0, gt=0, description="The window the login rate limit counts failures in."
+    )
+    login_max_failures: int = Field(
+        default=10, ge=1, description="Failed logins per username per window before 429."
+    )
+    login_max_failures_per_ip: int = Field(
+        default=50, ge=1, description="Failed logins per client address per window before 429."
+    )
+    token: SecretStr | None = Field(
+        default=None,
+        description="The API token remote CLI commands send (else the one `azuraforge login` "
+        "stored for the server).",
+    )
+    config_dir: Path = Field(
+        default_factory=lambda: Path.home() / ".config" / "azuraforge",
+        description="Where `azuraforge login` keeps its credentials (owner-only).",
     )
 
     @property

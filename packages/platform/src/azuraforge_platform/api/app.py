@@ -6,21 +6,32 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from starlette.staticfiles import StaticFiles
 
 from azuraforge_platform import __version__
-from azuraforge_platform.api.errors import ERRORS, ApiError, install_error_handlers
+from azuraforge_platform.api.errors import AUTH_ERRORS, ERRORS, ApiError, install_error_handlers
 from azuraforge_platform.api.middleware import BodyLimitMiddleware, StripTrailingSlashMiddleware
 from azuraforge_platform.api.routes import (
+    audit,
+    auth,
     events,
     experiments,
     health,
     models,
     pipelines,
+    tokens,
     uploads,
+    users,
+)
+from azuraforge_platform.api.security import (
+    HostOriginMiddleware,
+    allowed_hosts,
+    current_principal,
+    require_admin,
+    require_writer_for_changes,
 )
 from azuraforge_platform.api.services import Services
 from azuraforge_platform.settings import Settings, get_settings
@@ -42,9 +53,26 @@ def default_dashboard_dir(settings: Settings) -> Path | None:
 
 
 def api_router() -> APIRouter:
+    """Every route needs a credential except /health and /auth/login. Viewers may only read
+    the resources (any other method needs a member); users and the audit log are for admins.
+    The WebSocket authenticates itself (events.py): browsers cannot send its headers."""
     router = APIRouter(prefix=API_PREFIX, responses=ERRORS, redirect_slashes=False)
-    for module in (health, pipelines, experiments, events, models, uploads):
-        router.include_router(module.router)
+    router.include_router(health.router)
+    router.include_router(auth.public_router)
+    signed_in = [Depends(current_principal)]
+    for module in (auth, tokens):
+        router.include_router(module.router, dependencies=signed_in, responses=AUTH_ERRORS)
+    for module in (pipelines, experiments, models, uploads):
+        router.include_router(
+            module.router,
+            dependencies=[Depends(require_writer_for_changes)],
+            responses=AUTH_ERRORS,
+        )
+    router.include_router(events.router)
+    for module in (users, audit):
+        router.include_router(
+            module.router, dependencies=[Depends(require_admin)], responses=AUTH_ERRORS
+        )
     return router
 
 
@@ -101,6 +129,10 @@ def create_app(
         limit_for=lambda path: upload_limit if path.startswith(upload_path) else json_limit,
     )
     app.add_middleware(StripTrailingSlashMiddleware, prefix=API_PREFIX)
+    # outermost: a request for a foreign Host or from a foreign Origin goes no further
+    app.add_middleware(
+        HostOriginMiddleware, hosts=allowed_hosts(settings), trusted_origins=settings.cors_origins
+    )
     return app
 
 

@@ -13,18 +13,28 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from azuraforge_platform.api.schemas import ErrorResponse
 
-__all__ = ["ERRORS", "ApiError", "error_payload", "install_error_handlers", "responses"]
+__all__ = [
+    "AUTH_ERRORS",
+    "ERRORS",
+    "ApiError",
+    "error_payload",
+    "install_error_handlers",
+    "responses",
+]
 
 log = logging.getLogger(__name__)
 
 _CODES = {
     400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
     413: "too_large",
     415: "unsupported_media_type",
     422: "validation_error",
+    429: "rate_limited",
     500: "internal_error",
     503: "unavailable",
 }
@@ -40,8 +50,10 @@ class ApiError(Exception):
         *,
         code: str | None = None,
         fields: Iterable[tuple[str, str]] = (),
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
+        self.headers = headers
         self.status = status
         self.message = message
         self.code = code or _CODES.get(status, "error")
@@ -75,7 +87,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def api_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
         return JSONResponse(
-            error_payload(exc.status, exc.message, exc.code, exc.fields), status_code=exc.status
+            error_payload(exc.status, exc.message, exc.code, exc.fields),
+            status_code=exc.status,
+            headers=exc.headers,
         )
 
     async def validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -114,6 +128,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
 _DESCRIPTIONS = {
     400: "Bad request",
+    401: "No valid credential (Authorization: Bearer TOKEN, or the dashboard's session)",
+    403: "The credential does not allow this action",
     404: "Not found",
     409: "Conflict with the current state",
     413: "Request body too large",
@@ -130,3 +146,5 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 # Every route can answer these (validation and body limits).
 ERRORS = responses(413, 422)
+# ... and every route behind authentication these.
+AUTH_ERRORS = responses(401, 403)

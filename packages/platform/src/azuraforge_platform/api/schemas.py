@@ -8,10 +8,26 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from azuraforge_platform.store.accounts import USERNAME_PATTERN
 from azuraforge_platform.store.models import ExperimentStatus
 
 __all__ = [
     "ArtifactList",
+    "AuditEventPublic",
+    "AuditList",
+    "LoginRequest",
+    "LoginResponse",
+    "Me",
+    "TokenCreate",
+    "TokenCreated",
+    "TokenList",
+    "TokenPublic",
+    "UserCreate",
+    "UserCreated",
+    "UserList",
+    "UserPublic",
+    "UserUpdate",
+    "WsToken",
     "ArtifactPublic",
     "ErrorBody",
     "ErrorField",
@@ -158,6 +174,7 @@ class ExperimentSummary(Schema):
     error: str | None
     summary: dict[str, Any] | None
     parent_id: str | None
+    owner: str | None = Field(default=None, description="The username that submitted it.")
 
 
 class ExperimentPublic(ExperimentSummary):
@@ -246,6 +263,7 @@ class ModelPublic(Schema):
     description: str | None
     metrics: dict[str, Any] | None
     created_at: datetime
+    owner: str | None = Field(default=None, description="The username that registered it.")
 
 
 class ModelList(Schema):
@@ -279,3 +297,106 @@ class UploadPublic(Schema):
     size: int
     sha256: str
     kind: str
+
+
+# -- authentication -------------------------------------------------------------------------
+RoleName = Literal["admin", "member", "viewer"]
+Username = Annotated[str, Field(min_length=1, max_length=64, pattern=USERNAME_PATTERN)]
+Password = Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class UserPublic(Schema):
+    id: int
+    username: str
+    role: RoleName
+    disabled: bool
+    created_at: datetime
+    last_login_at: datetime | None
+
+
+class UserList(Schema):
+    items: list[UserPublic]
+
+
+class UserCreate(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    username: Username
+    role: RoleName = "member"
+    password: Password | None = Field(
+        default=None, description="At least 10 characters; omit to have one generated."
+    )
+
+
+class UserCreated(Schema):
+    user: UserPublic
+    password: str | None = Field(description="The generated password, shown only here.")
+
+
+class UserUpdate(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    role: RoleName | None = None
+    disabled: bool | None = None
+    password: Password | None = None
+
+
+class LoginRequest(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    username: Annotated[str, Field(min_length=1, max_length=200)]
+    password: Password
+
+
+class LoginResponse(Schema):
+    user: UserPublic
+    expires_at: datetime
+
+
+class Me(UserPublic):
+    auth: Literal["session", "token", "none"]
+
+
+class WsToken(Schema):
+    token: str = Field(description="Send as the WebSocket subprotocol `azuraforge.token.<token>`.")
+    expires_in: int = Field(description="Seconds it stays valid.")
+
+
+class TokenCreate(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    expires_in_days: int = Field(default=90, ge=1, le=3650)
+
+
+class TokenPublic(Schema):
+    id: int
+    name: str
+    prefix: str = Field(description="The token's first characters, to recognise it.")
+    created_at: datetime
+    expires_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class TokenCreated(TokenPublic):
+    token: str = Field(description="The secret: shown only in this answer, kept only hashed.")
+
+
+class TokenList(Schema):
+    items: list[TokenPublic]
+
+
+class AuditEventPublic(Schema):
+    id: int
+    at: datetime
+    actor: str | None
+    action: str
+    target: str | None
+    detail: dict[str, Any]
+    ip: str | None
+
+
+class AuditList(Schema):
+    items: list[AuditEventPublic]
+    next_before: int | None = Field(description="Pass as `before` for older events.")

@@ -6,13 +6,16 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from azuraforge_pipeline import PipelineRegistry, discover
+from azuraforge_platform.accounts import Accounts
 from azuraforge_platform.api.live import LiveHub
 from azuraforge_platform.events import EventService, make_bus
 from azuraforge_platform.settings import Settings
 from azuraforge_platform.store import ExperimentStore, ModelRegistry, make_engine
+from azuraforge_platform.store.accounts import AccountStore
 
 __all__ = ["Dispatcher", "Services"]
 
@@ -36,11 +39,13 @@ class Services:
     store: ExperimentStore
     events: EventService
     models: ModelRegistry
+    accounts: Accounts
     hub: LiveHub
     dispatcher: Dispatcher
     mode: str  # "embedded" or "distributed"
     executor: Any = None  # LocalExecutor in embedded mode
     celery: Any = None  # Celery app in distributed mode
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     _registry: PipelineRegistry | None = None
     _registry_at: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -79,6 +84,7 @@ class Services:
             store=store,
             events=events,
             models=ModelRegistry(store),
+            accounts=Accounts(AccountStore(store), settings),
             hub=LiveHub(events),
             dispatcher=dispatcher,
             mode=mode,

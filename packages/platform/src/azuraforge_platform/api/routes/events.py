@@ -5,7 +5,12 @@ reconnects with `after=<last seq it saw>` misses nothing and sees nothing twice.
 messages have no `seq`: `{"type": "ping"}` every `ws_ping_seconds` of silence (so proxies keep
 idle sockets), `{"type": "end", "status", "last_seq"}` before the server closes the socket
 once the experiment has ended, and `{"type": "error", "error": {...}}` before closing with
-code 4404 (unknown experiment) or 1011.
+code 4401 (no valid credential), 4404 (unknown experiment) or 1011.
+
+Authentication: browsers offer the subprotocols `azuraforge.v1` and
+`azuraforge.token.<token from POST /auth/ws-token>`; other clients may send
+`Authorization: Bearer <API token>` on the handshake. A foreign Origin is refused before the
+handshake completes (HostOriginMiddleware).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from azuraforge_platform.api.errors import error_payload
 from azuraforge_platform.api.live import AsyncEventStream
+from azuraforge_platform.api.security import authenticate_websocket
 from azuraforge_platform.api.services import Services
 from azuraforge_platform.store import ExperimentNotFoundError, ExperimentStatus
 
@@ -87,7 +93,14 @@ async def experiment_events(
     after: Annotated[int, Query(ge=0, description="Last seq already seen")] = 0,
 ) -> None:
     services: Services = websocket.app.state.services
-    await websocket.accept()
+    principal, subprotocol = await authenticate_websocket(websocket)
+    await websocket.accept(subprotocol=subprotocol)
+    if principal is None:
+        # accepted first so that a browser sees the reason (4401: sign in again)
+        message = "sign in first: send a token from POST /auth/ws-token as the subprotocol"
+        await websocket.send_json({"type": "error", **error_payload(401, message)})
+        await websocket.close(code=4401)
+        return
     pump = asyncio.create_task(_pump(websocket, services, experiment_id, after))
     drain = asyncio.create_task(_drain(websocket))
     try:

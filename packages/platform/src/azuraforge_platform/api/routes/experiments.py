@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from azuraforge_pipeline import ConfigError, UnknownPipelineError
+from azuraforge_platform.accounts import Principal
 from azuraforge_platform.api.deps import (
     ExperimentDep,
     ExperimentId,
@@ -40,6 +41,7 @@ from azuraforge_platform.api.schemas import (
     LogList,
     MetricsPublic,
 )
+from azuraforge_platform.api.security import PrincipalDep, audit
 from azuraforge_platform.api.services import Services
 from azuraforge_platform.store import (
     ExperimentRecord,
@@ -94,6 +96,7 @@ def _create(
     name: str | None,
     tags: list[str],
     max_attempts: int | None,
+    owner: str,
     parent_id: str | None = None,
 ) -> ExperimentRecord:
     clean, version = _validated_config(services, pipeline_id, config)
@@ -105,6 +108,7 @@ def _create(
         tags=tags,
         parent_id=parent_id,
         max_attempts=max_attempts or services.settings.max_attempts,
+        owner=owner,
     )
     try:
         services.dispatcher.submit(record.id)
@@ -124,7 +128,9 @@ def _create(
     responses=responses(404, 422, 503),
     summary="Queue a run of a pipeline (config validated against its model)",
 )
-async def create_experiment(body: ExperimentCreate, services: ServicesDep) -> ExperimentPublic:
+async def create_experiment(
+    body: ExperimentCreate, services: ServicesDep, principal: PrincipalDep
+) -> ExperimentPublic:
     record = await run_in_threadpool(
         lambda: _create(
             services,
@@ -133,6 +139,7 @@ async def create_experiment(body: ExperimentCreate, services: ServicesDep) -> Ex
             name=body.name,
             tags=body.tags,
             max_attempts=body.max_attempts,
+            owner=principal.username,
         )
     )
     return _public(record)
@@ -359,7 +366,11 @@ async def download_artifact(
     responses=responses(404, 409),
     summary="Cancel: queued runs stop at once, running ones at their next check",
 )
-async def cancel_experiment(experiment: ExperimentDep, services: ServicesDep) -> ExperimentPublic:
+async def cancel_experiment(
+    experiment: ExperimentDep, services: ServicesDep, principal: PrincipalDep, request: Request
+) -> ExperimentPublic:
+    _may_manage(principal, experiment, "cancel")
+
     def cancel() -> ExperimentRecord:
         try:
             record = services.store.request_cancel(experiment.id)
@@ -368,6 +379,7 @@ async def cancel_experiment(experiment: ExperimentDep, services: ServicesDep) ->
         if record.status is not experiment.status:
             payload: dict[str, Any] = {"status": record.status.value, "error": record.error}
             services.events.emit(experiment.id, "status", payload)
+        audit(request, "experiment.cancel", target=experiment.id, detail=_audit_detail(experiment))
         return services.store.get(experiment.id)
 
     return _public(await run_in_threadpool(cancel))
@@ -380,15 +392,43 @@ async def cancel_experiment(experiment: ExperimentDep, services: ServicesDep) ->
     responses=responses(404, 409),
     summary="Delete an experiment, its records and its artifacts",
 )
-async def delete_experiment(experiment: ExperimentDep, store: StoreDep) -> Response:
+async def delete_experiment(
+    experiment: ExperimentDep, store: StoreDep, principal: PrincipalDep, request: Request
+) -> Response:
+    _may_manage(principal, experiment, "delete")
     if experiment.status in (S.running, S.cancelling):
         raise ApiError(
             409,
             f"experiment {experiment.id} is {experiment.status.value}; cancel it first",
             code="invalid_state",
         )
-    await run_in_threadpool(store.delete, experiment.id)
+
+    def delete() -> None:
+        store.delete(experiment.id)
+        audit(request, "experiment.delete", target=experiment.id, detail=_audit_detail(experiment))
+
+    await run_in_threadpool(delete)
     return Response(status_code=204)
+
+
+def _may_manage(principal: Principal, experiment: ExperimentRecord, action: str) -> None:
+    if not principal.may_manage(experiment.owner):
+        owner = experiment.owner or "nobody (a local run)"
+        raise ApiError(
+            403,
+            f"only an admin or its owner may {action} experiment {experiment.id} "
+            f"(owned by {owner})",
+            code="forbidden",
+        )
+
+
+def _audit_detail(experiment: ExperimentRecord) -> dict[str, Any]:
+    return {
+        "name": experiment.name,
+        "pipeline_id": experiment.pipeline_id,
+        "owner": experiment.owner,
+        "status": experiment.status.value,
+    }
 
 
 def _merge(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -410,7 +450,7 @@ def _merge(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any
     summary="Queue a new run with this experiment's config and the given changes",
 )
 async def rerun_experiment(
-    experiment: ExperimentDep, body: ExperimentRerun, services: ServicesDep
+    experiment: ExperimentDep, body: ExperimentRerun, services: ServicesDep, principal: PrincipalDep
 ) -> ExperimentPublic:
     name = body.name or f"{experiment.name} (re-run)"[:200]
     record = await run_in_threadpool(
@@ -421,6 +461,7 @@ async def rerun_experiment(
             name=name,
             tags=experiment.tags if body.tags is None else body.tags,
             max_attempts=experiment.max_attempts,
+            owner=principal.username,
             parent_id=experiment.id,
         )
     )

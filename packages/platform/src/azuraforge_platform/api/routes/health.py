@@ -6,13 +6,15 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from azuraforge_platform import __version__
 from azuraforge_platform.api.deps import ServicesDep
+from azuraforge_platform.api.errors import ApiError
 from azuraforge_platform.api.schemas import Health, ServiceHealth, WorkerHealth
+from azuraforge_platform.api.security import current_principal
 from azuraforge_platform.api.services import Services
 from azuraforge_platform.store import current_revision
 
@@ -109,6 +111,22 @@ def _check(services: Services) -> Health:
     )
 
 
-@router.get("", response_model=Health, summary="Database, queue and worker status")
-async def health(services: ServicesDep) -> Health:
-    return await run_in_threadpool(_check, services)
+@router.get(
+    "",
+    response_model=Health,
+    summary="Database, queue and worker status (details and workers only when signed in)",
+)
+async def health(services: ServicesDep, request: Request) -> Health:
+    report = await run_in_threadpool(_check, services)
+    try:
+        await current_principal(request)
+    except ApiError:
+        # public for load balancers and uptime checks: whether it works, not what runs where
+        return report.model_copy(
+            update={
+                "database": report.database.model_copy(update={"detail": ""}),
+                "queue": report.queue.model_copy(update={"detail": ""}),
+                "workers": [],
+            }
+        )
+    return report

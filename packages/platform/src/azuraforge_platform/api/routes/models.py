@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from azuraforge_pipeline import PredictionNotSupportedError, UnknownPipelineError
@@ -20,6 +20,7 @@ from azuraforge_platform.api.schemas import (
     PredictRequest,
     PredictResponse,
 )
+from azuraforge_platform.api.security import PrincipalDep, audit
 from azuraforge_platform.store import (
     ExperimentNotFoundError,
     ExperimentStatus,
@@ -55,7 +56,9 @@ async def list_models(models: ModelsDep) -> ModelList:
     responses=responses(400, 404, 409, 422),
     summary="Register a trained model (an artifact of a succeeded experiment) under a name",
 )
-async def register_model(body: ModelCreate, services: ServicesDep) -> ModelPublic:
+async def register_model(
+    body: ModelCreate, services: ServicesDep, principal: PrincipalDep, request: Request
+) -> ModelPublic:
     def register() -> ModelRecord:
         store = services.store
         try:
@@ -82,15 +85,19 @@ async def register_model(body: ModelCreate, services: ServicesDep) -> ModelPubli
             path = candidates[0]
         artifact_file(store, experiment.id, path)  # exists, inside the folder
         try:
-            return services.models.register(
+            record = services.models.register(
                 body.name,
                 experiment_id=experiment.id,
                 artifact_path=path,
                 description=body.description,
                 metrics=experiment.summary,
+                owner=principal.username,
             )
         except ModelExistsError as exc:
             raise ApiError(409, str(exc), code="exists") from None
+        detail = {"experiment_id": experiment.id, "artifact_path": path}
+        audit(request, "model.register", target=body.name, detail=detail)
+        return record
 
     return ModelPublic.model_validate(await run_in_threadpool(register))
 
@@ -107,11 +114,26 @@ async def get_model(name: ModelName, models: ModelsDep) -> ModelPublic:
     responses=responses(404),
     summary="Forget a registered model (its experiment and file stay)",
 )
-async def delete_model(name: ModelName, models: ModelsDep) -> Response:
-    try:
-        await run_in_threadpool(models.delete, name)
-    except ModelNotFoundError as exc:
-        raise ApiError(404, str(exc)) from None
+async def delete_model(
+    name: ModelName, models: ModelsDep, principal: PrincipalDep, request: Request
+) -> Response:
+    def delete() -> None:
+        record = _get(models, name)
+        if not principal.may_manage(record.owner):
+            raise ApiError(
+                403,
+                f"only an admin or its owner may delete model {name!r} "
+                f"(owned by {record.owner or 'nobody'})",
+                code="forbidden",
+            )
+        try:
+            models.delete(name)
+        except ModelNotFoundError as exc:
+            raise ApiError(404, str(exc)) from None
+        detail = {"experiment_id": record.experiment_id, "owner": record.owner}
+        audit(request, "model.delete", target=name, detail=detail)
+
+    await run_in_threadpool(delete)
     return Response(status_code=204)
 
 
