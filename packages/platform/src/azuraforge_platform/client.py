@@ -27,25 +27,43 @@ from pydantic import BaseModel
 from azuraforge_platform.api.schemas import (
     ArtifactList,
     ArtifactPublic,
+    AuditList,
     EventPublic,
     ExperimentList,
     ExperimentPublic,
     ExperimentSummary,
     Health,
     LogList,
+    Me,
     MetricsPublic,
     ModelList,
     ModelPublic,
     PipelineDetail,
     PipelineList,
     PredictResponse,
+    TokenCreated,
+    TokenList,
+    TokenPublic,
     UploadPublic,
+    UserCreated,
+    UserList,
+    UserPublic,
 )
+from azuraforge_platform.credentials import stored_token
+from azuraforge_platform.settings import Settings
 
-__all__ = ["ApiError", "AzuraForgeClient"]
+__all__ = ["ApiError", "AzuraForgeClient", "default_token"]
 
 M = TypeVar("M", bound=BaseModel)
 FINAL = ("succeeded", "failed", "cancelled")
+
+
+def default_token(server: str) -> str | None:
+    """AZURAFORGE_TOKEN, else the token stored by `azuraforge login` for `server`."""
+    settings = Settings()  # read now: a notebook may set the variable after importing
+    if settings.token is not None:
+        return settings.token.get_secret_value()
+    return stored_token(settings.config_dir, server)
 
 
 class ApiError(Exception):
@@ -67,12 +85,19 @@ class AzuraForgeClient:
         self,
         server: str = "http://127.0.0.1:8000",
         *,
+        token: str | None = None,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        """`token`: an API token; by default AZURAFORGE_TOKEN, else the one
+        `azuraforge login --server` stored for this server."""
         self.server = server.rstrip("/")
         self.api = f"{self.server}/api/v1"
-        self._http = httpx.Client(base_url=self.api, timeout=timeout, transport=transport)
+        self.token = token or default_token(self.server)
+        self._headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        self._http = httpx.Client(
+            base_url=self.api, timeout=timeout, transport=transport, headers=self._headers
+        )
 
     # -- plumbing -------------------------------------------------------------------------
     def close(self) -> None:
@@ -110,6 +135,37 @@ class AzuraForgeClient:
 
     def _post(self, model: type[M], path: str, body: Any = None, **kwargs: Any) -> M:
         return model.model_validate(self._request("POST", path, json=body, **kwargs).json())
+
+    # -- who am I, tokens, users, audit ----------------------------------------------------
+    def me(self) -> Me:
+        return self._get(Me, "/auth/me")
+
+    def tokens(self) -> list[TokenPublic]:
+        return self._get(TokenList, "/tokens").items
+
+    def create_token(self, name: str, *, expires_in_days: int = 90) -> TokenCreated:
+        body = {"name": name, "expires_in_days": expires_in_days}
+        return self._post(TokenCreated, "/tokens", body)
+
+    def revoke_token(self, token_id: int) -> None:
+        self._request("DELETE", f"/tokens/{token_id}")
+
+    def users(self) -> list[UserPublic]:
+        return self._get(UserList, "/users").items
+
+    def create_user(
+        self, username: str, *, role: str = "member", password: str | None = None
+    ) -> UserCreated:
+        body = {"username": username, "role": role, "password": password}
+        return self._post(UserCreated, "/users", body)
+
+    def update_user(self, user_id: int, **changes: Any) -> UserPublic:
+        response = self._request("PATCH", f"/users/{user_id}", json=changes)
+        return UserPublic.model_validate(response.json())
+
+    def audit(self, *, limit: int = 50, before: int | None = None, **filters: Any) -> AuditList:
+        params = {"limit": limit, "before": before, **filters}
+        return self._get(AuditList, "/audit", params={k: v for k, v in params.items() if v})
 
     # -- health and pipelines -------------------------------------------------------------
     def health(self) -> Health:
@@ -291,7 +347,7 @@ class AzuraForgeClient:
         while True:
             url = f"{ws_base}/experiments/{experiment_id}/events?after={last}"
             try:
-                with connect(url, open_timeout=30) as ws:
+                with connect(url, open_timeout=30, additional_headers=self._headers) as ws:
                     for raw in ws:
                         message = json.loads(raw)
                         kind = message.get("type")
@@ -301,7 +357,8 @@ class AzuraForgeClient:
                             return
                         if kind == "error":
                             err = message["error"]
-                            status = 404 if err.get("code") == "not_found" else 500
+                            codes = {"not_found": 404, "unauthenticated": 401}
+                            status = codes.get(err.get("code"), 500)
                             raise ApiError(status, err["code"], err["message"])
                         last = int(message["seq"])
                         yield message

@@ -9,14 +9,19 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
 from azuraforge_pipeline.testing import installed_plugin
+from azuraforge_platform.accounts import Accounts
 from azuraforge_platform.api import create_app
 from azuraforge_platform.settings import Settings
+from azuraforge_platform.store import ExperimentStore
+from azuraforge_platform.store.accounts import AccountStore, UserNotFoundError
+from azuraforge_platform.store.models import Role
 
 TRAINER_SOURCE = '''
 import json
@@ -104,16 +109,57 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
         "artifact_root": tmp_path / "artifacts",
         "heartbeat_seconds": 0.2,
         "ws_ping_seconds": 0.5,
+        "allowed_hosts": ["testserver", "127.0.0.1", "localhost"],
+        "config_dir": tmp_path / "config",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 
 
+ADMIN_PASSWORD = "admin-password-for-tests"
+
+
+def add_user(
+    settings: Settings, username: str, role: str = "admin", password: str | None = None
+) -> str:
+    """Creates `username` in the store of `settings` and returns a fresh API token of it."""
+    store = ExperimentStore.from_settings(settings)
+    try:
+        accounts = Accounts(AccountStore(store), settings)
+        try:
+            user = accounts.store.user_by_name(username)
+        except UserNotFoundError:
+            user, _ = accounts.create_user(
+                username, role=Role(role), password=password or ADMIN_PASSWORD
+            )
+        _, secret = accounts.create_token(user, f"tests-{username}", 1)
+        return secret
+    finally:
+        store.close()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def signed_in_client(settings: Settings, username: str = "admin", **app_kwargs: Any) -> TestClient:
+    """A TestClient of `create_app(settings, **app_kwargs)` sending a token of `username` (an
+    admin unless the user exists already); use it as a context manager."""
+    token = add_user(settings, username)
+    client = TestClient(create_app(settings, **app_kwargs), headers=bearer(token))
+    client.token = token  # type: ignore[attr-defined]
+    return client
+
+
 @pytest.fixture
 def api(tmp_path: Path, trainer: str) -> Iterator[TestClient]:
-    """The app in-process WITHOUT workers: requests only (validation, errors, listing)."""
-    app = create_app(make_settings(tmp_path), run_jobs=False, serve_dashboard=False)
-    with TestClient(app) as client:
+    """The app in-process WITHOUT workers: requests only (validation, errors, listing),
+    signed in as an admin (`api.token`; `anonymous` has no credential)."""
+    settings = make_settings(tmp_path)
+    token = add_user(settings, "admin")
+    app = create_app(settings, run_jobs=False, serve_dashboard=False)
+    with TestClient(app, headers=bearer(token)) as client:
+        client.token = token  # type: ignore[attr-defined]
         yield client
 
 
@@ -128,6 +174,8 @@ class LiveServer:
 
     def __init__(self, settings: Settings, *, run_jobs: bool = True) -> None:
         self.settings = settings
+        self.token = add_user(settings, "admin")
+        self.headers = bearer(self.token)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
@@ -155,7 +203,9 @@ class LiveServer:
 
 
 @pytest.fixture
-def live(tmp_path: Path, trainer: str) -> Iterator[LiveServer]:
-    """A real server in embedded mode: its LocalExecutor trains in child processes."""
+def live(tmp_path: Path, trainer: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
+    """A real server in embedded mode: its LocalExecutor trains in child processes. The
+    admin's token is in AZURAFORGE_TOKEN, so the client and remote CLI commands use it."""
     with LiveServer(make_settings(tmp_path)) as server:
+        monkeypatch.setenv("AZURAFORGE_TOKEN", server.token)
         yield server

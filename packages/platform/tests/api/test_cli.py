@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -46,21 +47,40 @@ def test_up_serves_api_and_dashboard_and_prints_the_address(tmp_path: Path, trai
                 assert process.poll() is None and time.monotonic() < deadline, log.read_text()
                 time.sleep(0.2)
         assert health.json()["mode"] == "embedded" and health.json()["database"]["kind"] == "sqlite"
-        assert f"open {url}/" in log.read_text()
+        printed = log.read_text()
+        assert f"open {url}/" in printed
+        # the first admin's password is printed once; nothing works without signing in
+        password = re.search(r"password: (\S+)", printed)
+        assert password is not None, printed
+        assert httpx.get(f"{url}/api/v1/experiments").status_code == 401
         assert httpx.get(f"{url}/experiments/abc").text == "<html>the dashboard</html>"
-        created = httpx.post(
-            f"{url}/api/v1/experiments", json={"pipeline_id": trainer, "config": {"epochs": 5}}
+        key = tmp_path / "data" / "secret.key"
+        assert key.stat().st_mode & 0o777 == 0o600
+        browser = httpx.Client(base_url=url, headers={"Origin": url})
+        signed_in = browser.post(
+            "/api/v1/auth/login", json={"username": "admin", "password": password.group(1)}
+        )
+        assert signed_in.status_code == 200, signed_in.text
+        created = browser.post(
+            "/api/v1/experiments", json={"pipeline_id": trainer, "config": {"epochs": 5}}
         ).json()
-        while (exp := httpx.get(f"{url}/api/v1/experiments/{created['id']}").json())[
-            "status"
-        ] not in ("succeeded", "failed"):
+        while (exp := browser.get(f"/api/v1/experiments/{created['id']}").json())["status"] not in (
+            "succeeded",
+            "failed",
+        ):
             assert time.monotonic() < deadline + 60, exp
             time.sleep(0.2)
-        assert exp["status"] == "succeeded"  # the embedded workers ran it
+        assert exp["status"] == "succeeded" and exp["owner"] == "admin"  # embedded workers ran it
         assert (tmp_path / "data" / "azuraforge.db").is_file()
     finally:
         process.terminate()
         process.wait(30)
+    # a restart creates no second admin and prints no password
+    again = subprocess.run(
+        [sys.executable, "-m", "azuraforge_platform.cli", "users", "list"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert again.returncode == 0 and again.stdout.count("admin") == 2, again.stdout  # name+role
 
 
 def test_models_commands_on_the_local_store(

@@ -16,9 +16,11 @@ import pytest
 import redis
 from websockets.sync.client import connect
 
+from azuraforge_platform.api.schemas import WsToken
 from azuraforge_platform.client import AzuraForgeClient
+from azuraforge_platform.settings import Settings
 
-from .conftest import free_port
+from .conftest import add_user, free_port
 
 
 def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -36,8 +38,16 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture
 def cluster(
-    tmp_path: Path, redis_url: str, channel_prefix: str, trainer: str
+    tmp_path: Path,
+    redis_url: str,
+    channel_prefix: str,
+    trainer: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[tuple[str, str]]:
+    token = add_user(
+        Settings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'store.db'}"), "admin"
+    )
+    monkeypatch.setenv("AZURAFORGE_TOKEN", token)  # what the clients below send
     env = dict(os.environ)
     env.update(
         AZURAFORGE_DATA_DIR=str(tmp_path),
@@ -110,7 +120,11 @@ def test_api_b_streams_a_job_queued_through_api_a(
     ws_b = url_b.replace("http", "ws") + f"/api/v1/experiments/{exp.id}/events?after=0"
     seqs: list[int] = []
     statuses_while_live: list[str] = []
-    with connect(ws_b, open_timeout=30) as ws:
+    # a WebSocket token from A opens a socket on B: the instances share the signing key
+    ws_token = a._post(WsToken, "/auth/ws-token").token
+    protocols = ["azuraforge.v1", f"azuraforge.token.{ws_token}"]
+    with connect(ws_b, open_timeout=30, subprotocols=protocols) as ws:  # type: ignore[arg-type]
+        assert ws.subprotocol == "azuraforge.v1"
         while True:
             try:
                 message = json.loads(ws.recv(timeout=120))

@@ -31,7 +31,7 @@ def test_full_flow(live: LiveServer, trainer: str, tmp_path: Path) -> None:
 
     # Live: events arrive while it runs, in seq order, and the socket closes after the end.
     messages = []
-    with connect(_ws(live, exp.id), open_timeout=30) as ws:
+    with connect(_ws(live, exp.id), open_timeout=30, additional_headers=live.headers) as ws:
         while True:
             message = json.loads(ws.recv(timeout=120))
             messages.append(message)
@@ -113,7 +113,7 @@ def test_reconnect_with_after_sees_every_event_exactly_once(live: LiveServer, tr
     exp = af.create_experiment(trainer, {"epochs": 60, "sleep": 0.03})
     seen: list[int] = []
     # First connection: read a few live events, then drop the socket mid-run.
-    with connect(_ws(live, exp.id), open_timeout=30) as ws:
+    with connect(_ws(live, exp.id), open_timeout=30, additional_headers=live.headers) as ws:
         while len(seen) < 8:
             message = json.loads(ws.recv(timeout=120))
             if "seq" in message:
@@ -121,7 +121,9 @@ def test_reconnect_with_after_sees_every_event_exactly_once(live: LiveServer, tr
     assert af.get_experiment(exp.id).status.value == "running"  # really mid-run
     # Reconnect from the last seq, twice more, the last one until the end.
     for stop_after in (5, None):
-        with connect(_ws(live, exp.id, after=seen[-1]), open_timeout=30) as ws:
+        with connect(
+            _ws(live, exp.id, after=seen[-1]), open_timeout=30, additional_headers=live.headers
+        ) as ws:
             got = 0
             while True:
                 message = json.loads(ws.recv(timeout=120))
@@ -136,7 +138,11 @@ def test_reconnect_with_after_sees_every_event_exactly_once(live: LiveServer, tr
     assert final.status.value == "succeeded"
     assert seen == list(range(1, final.last_event_seq + 1))
     # A client that connects after the end gets the backlog and the end at once.
-    with connect(_ws(live, exp.id, after=final.last_event_seq - 1), open_timeout=30) as ws:
+    with connect(
+        _ws(live, exp.id, after=final.last_event_seq - 1),
+        open_timeout=30,
+        additional_headers=live.headers,
+    ) as ws:
         last = json.loads(ws.recv(timeout=30))
         assert last["seq"] == final.last_event_seq and last["payload"]["status"] == "succeeded"
         assert json.loads(ws.recv(timeout=30))["type"] == "end"
@@ -152,7 +158,7 @@ def test_uploaded_csv_feeds_a_run(live: LiveServer, trainer: str, tmp_path: Path
     stored = Path(upload.path)
     assert stored.parent == live.settings.upload_dir and stored.name == upload.id
     assert stored.read_text() == csv.read_text() and upload.kind == "table"
-    with httpx.Client() as raw:
+    with httpx.Client(headers=live.headers) as raw:
         evil = raw.post(
             f"{live.url}/api/v1/uploads",
             files={"file": ("../../evil.csv", b"x,y\n1,2\n")},

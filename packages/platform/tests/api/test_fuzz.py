@@ -17,13 +17,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-from azuraforge_platform.api import create_app
 from azuraforge_platform.api import schemas as api_schemas
 from azuraforge_platform.api.schemas import ErrorResponse
 from azuraforge_platform.events import EventService, InProcessEventBus
 from azuraforge_platform.execution import run_experiment
 
-from .conftest import make_settings
+from .conftest import make_settings, signed_in_client
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
@@ -83,7 +82,8 @@ def fuzz_app(
     tmp_path_factory: pytest.TempPathFactory, trainer: str
 ) -> Iterator[tuple[TestClient, dict[str, list[str]]]]:
     tmp: Path = tmp_path_factory.mktemp("fuzz")
-    with TestClient(create_app(make_settings(tmp), run_jobs=False)) as client:
+    settings = make_settings(tmp)
+    with signed_in_client(settings, "fuzzer", run_jobs=False) as client:
         services = client.app.state.services  # type: ignore[attr-defined]
         done = services.store.create(pipeline_id=trainer, config={"epochs": 3})
         run_experiment(done.id, EventService(services.store, InProcessEventBus()))
@@ -103,17 +103,39 @@ def _operations(client: TestClient) -> list[tuple[str, str]]:
     return sorted((path, method) for path, item in doc["paths"].items() for method in item)
 
 
-def test_every_operation_is_fuzzed(fuzz_app: tuple[TestClient, dict[str, list[str]]]) -> None:
+# Reachable without a credential; every other operation must answer 401 to an anonymous caller.
+PUBLIC = {("/api/v1/health", "get"), ("/api/v1/auth/login", "post")}
+
+
+@pytest.mark.parametrize("who", ["admin", "anonymous"])
+def test_every_operation_is_fuzzed(
+    fuzz_app: tuple[TestClient, dict[str, list[str]]], who: str
+) -> None:
     client, _ = fuzz_app
     ops = _operations(client)
-    assert len(ops) >= 18  # a new route joins the fuzzing automatically
+    assert len(ops) >= 25  # a new route joins the fuzzing automatically
     seen: Counter[int] = Counter()
     for path, method in ops:
-        _fuzz_operation(fuzz_app, path, method, seen)
-    print("fuzz statuses:", dict(seen))
-    # both sides were really exercised: successes and refusals
-    assert sum(n for code, n in seen.items() if code < 300) > 40, seen
-    assert sum(n for code, n in seen.items() if code >= 400) > 40, seen
+        _fuzz_operation(fuzz_app, path, method, seen, anonymous=who == "anonymous")
+    print(f"fuzz statuses ({who}):", dict(seen))
+    if who == "admin":  # both sides were really exercised: successes and refusals
+        assert sum(n for code, n in seen.items() if code < 300) > 40, seen
+        assert sum(n for code, n in seen.items() if code >= 400) > 40, seen
+    else:
+        assert seen[401] > 100, seen
+
+
+def _keep_signed_in(client: TestClient) -> None:
+    """The fuzzer may revoke its own token or disable itself (it is an admin): then it gets a
+    fresh one, after checking that the 401 was deserved."""
+    services = client.app.state.services  # type: ignore[attr-defined]
+    secret = client.headers["Authorization"].split(" ", 1)[1]
+    if services.accounts.authenticate(secret) is not None:
+        return
+    user = services.accounts.store.user_by_name("fuzzer")
+    services.accounts.store.update_user(user.id, disabled=False, role="admin")
+    _, fresh = services.accounts.create_token(user, "fuzz", 1)
+    client.headers["Authorization"] = f"Bearer {fresh}"
 
 
 def _adapter(op: dict[str, Any]) -> TypeAdapter[Any] | None:
@@ -135,6 +157,8 @@ def _fuzz_operation(
     path: str,
     method: str,
     seen: Counter[int],
+    *,
+    anonymous: bool = False,
 ) -> None:
     client, known = fuzz_app
     doc = client.get("/api/v1/openapi.json").json()
@@ -187,9 +211,18 @@ def _fuzz_operation(
         elif payload is not None:
             kwargs["content"] = json.dumps(payload)
             kwargs["headers"] = {"content-type": "application/json"}
-        response = client.request(method.upper(), url, **kwargs)
+        credential = client.headers.pop("Authorization") if anonymous else None
+        try:
+            response = client.request(method.upper(), url, **kwargs)
+        finally:
+            if credential is not None:
+                client.headers["Authorization"] = credential
         seen[response.status_code] += 1
         assert response.status_code < 500, (method, url, response.text)
+        if anonymous and (path, method) not in PUBLIC:
+            assert response.status_code in (401, 404, 422), (method, url, response.text)
+        if response.status_code == 401 and not anonymous:
+            _keep_signed_in(client)
         assert str(response.status_code) in declared, (method, url, response.status_code)
         if response.status_code >= 400:
             ErrorResponse.model_validate_json(response.content)

@@ -11,15 +11,17 @@ from fastapi.testclient import TestClient
 
 from azuraforge_platform.api import create_app
 
-from .conftest import make_settings
+from .conftest import add_user, bearer, make_settings
 
 API = "/api/v1"
 
 
 @pytest.fixture
 def api_db(db_url: str, tmp_path: Path, trainer: str) -> Iterator[TestClient]:
-    app = create_app(make_settings(tmp_path, database_url=db_url), run_jobs=False)
-    with TestClient(app) as client:
+    settings = make_settings(tmp_path, database_url=db_url)
+    token = add_user(settings, "admin")
+    app = create_app(settings, run_jobs=False)
+    with TestClient(app, headers=bearer(token)) as client:
         yield client
 
 

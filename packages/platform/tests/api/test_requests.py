@@ -8,12 +8,11 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from azuraforge_platform.api import create_app
 from azuraforge_platform.events import EventService, InProcessEventBus
 from azuraforge_platform.execution import run_experiment
 from azuraforge_platform.store import ExperimentStore
 
-from .conftest import make_settings
+from .conftest import make_settings, signed_in_client
 
 API = "/api/v1"
 
@@ -152,7 +151,7 @@ def test_delete_refuses_a_running_experiment(api: TestClient, trainer: str) -> N
 
 def test_body_limits_and_uploads(tmp_path: Path, trainer: str) -> None:
     settings = make_settings(tmp_path, api_max_body_bytes=2048, upload_max_bytes=4096)
-    with TestClient(create_app(settings, run_jobs=False, serve_dashboard=False)) as api:
+    with signed_in_client(settings, run_jobs=False, serve_dashboard=False) as api:
         big = {"pipeline_id": trainer, "name": "x" * 100, "config": {"csv_path": "y" * 5000}}
         err = _error(api.post(f"{API}/experiments", json=big), 413)
         assert "2048" in err["message"]
@@ -176,11 +175,11 @@ def test_body_limits_and_uploads(tmp_path: Path, trainer: str) -> None:
 
 def test_cors_is_off_by_default_and_configurable(tmp_path: Path, trainer: str) -> None:
     headers = {"Origin": "http://example.test", "Access-Control-Request-Method": "GET"}
-    with TestClient(create_app(make_settings(tmp_path), run_jobs=False)) as api:
+    with signed_in_client(make_settings(tmp_path), run_jobs=False) as api:
         r = api.get(f"{API}/health", headers=headers)
         assert "access-control-allow-origin" not in r.headers
     settings = make_settings(tmp_path, cors_origins=["http://example.test"])
-    with TestClient(create_app(settings, run_jobs=False)) as api:
+    with signed_in_client(settings, run_jobs=False) as api:
         r = api.options(f"{API}/health", headers=headers)
         assert r.headers["access-control-allow-origin"] == "http://example.test"
 
@@ -191,7 +190,7 @@ def test_dashboard_is_served_with_a_spa_fallback(tmp_path: Path, trainer: str) -
     (dist / "index.html").write_text("<html>dashboard</html>")
     (dist / "assets" / "app.js").write_text("console.log(1)")
     settings = make_settings(tmp_path, dashboard_dir=dist)
-    with TestClient(create_app(settings, run_jobs=False)) as api:
+    with signed_in_client(settings, run_jobs=False) as api:
         assert api.get("/").text == "<html>dashboard</html>"
         assert api.get("/experiments/abc").text == "<html>dashboard</html>"  # client route
         assert api.get("/assets/app.js").text == "console.log(1)"

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import typer
 
-from azuraforge_platform.cli import db, experiments, models, pipelines, run, serve, worker
+from azuraforge_platform.cli import (
+    accounts,
+    db,
+    experiments,
+    models,
+    pipelines,
+    run,
+    serve,
+    worker,
+)
 
 __all__ = ["app", "main"]
 
@@ -25,6 +34,7 @@ experiments.register(app)  # azuraforge experiments list|show|cancel|logs
 db.register(app)  # azuraforge db upgrade
 serve.register(app)  # azuraforge up | azuraforge api
 models.register(app)  # azuraforge models list|register|predict
+accounts.register(app)  # azuraforge login | users ... | tokens ...
 # -- end of command registration ----------------------------------------------------------
 
 

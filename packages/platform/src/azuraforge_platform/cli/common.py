@@ -3,6 +3,7 @@ user can act on into a clear message and an exit code (never a traceback)."""
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -32,6 +33,7 @@ __all__ = [
     "console",
     "fail",
     "format_time",
+    "is_loopback",
     "load_settings",
     "open_store",
     "resolve_experiment",
@@ -118,6 +120,16 @@ def resolve_experiment(store: ExperimentStore, ref: str) -> ExperimentRecord:
         if len(matches) > 1:
             fail(f"{ref!r} matches {len(matches)} experiments; give more of the id", EXIT_USAGE)
     raise ExperimentNotFoundError(ref)
+
+
+def is_loopback(host: str) -> bool:
+    """127.x.x.x, ::1 or localhost (a wildcard or a real address is not)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def format_time(value: datetime | None) -> str:

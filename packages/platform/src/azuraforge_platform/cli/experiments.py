@@ -23,7 +23,7 @@ from azuraforge_platform.cli.common import (
     resolve_experiment,
     user_errors,
 )
-from azuraforge_platform.cli.models import Server, _client, _client_errors
+from azuraforge_platform.cli.models import Server, Token, _client, _client_errors
 from azuraforge_platform.events import EventService, InProcessEventBus, make_bus
 from azuraforge_platform.execution import reap_lost_runs
 from azuraforge_platform.settings import Settings
@@ -67,6 +67,7 @@ def list_command(
     search: Annotated[str | None, typer.Option(help="Name contains / id starts with.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many.")] = 20,
     server: Server = None,
+    token: Token = None,
 ) -> None:
     """The newest experiments first."""
     if status is not None and status not in {s.value for s in S}:
@@ -75,7 +76,7 @@ def list_command(
         )
     if server:
         remote = _client_errors(
-            lambda: _client(server).list_experiments(
+            lambda: _client(server, token).list_experiments(
                 pipeline_id=pipeline, status=status, tags=tag or (), search=search, limit=limit
             )
         )
@@ -117,11 +118,12 @@ def _print_list(items: list[Any]) -> None:
 def show_command(
     experiment: Annotated[str, typer.Argument(help="Experiment id (or a unique prefix).")],
     server: Server = None,
+    token: Token = None,
 ) -> None:
     """Everything about one experiment: state, config, metrics, error and traceback."""
     last: dict[str, tuple[int, float | None, int]] = {}  # metric -> (step, value, points)
     if server:
-        client = _client(server)
+        client = _client(server, token)
         remote = _client_errors(lambda: client.resolve_experiment(experiment))
         for m in _client_errors(lambda: client.metrics(remote.id)).series:
             if m.steps:  # downsampling keeps both ends, so the last point is the latest value
@@ -201,10 +203,11 @@ def _print_details(
 def cancel_command(
     experiment: Annotated[str, typer.Argument(help="Experiment id (or a unique prefix).")],
     server: Server = None,
+    token: Token = None,
 ) -> None:
     """Cancel: a queued run at once, a running one at its next step (then forcibly)."""
     if server:
-        client = _client(server)
+        client = _client(server, token)
         remote = _client_errors(lambda: client.cancel(client.resolve_experiment(experiment).id))
         console().print(f"experiment {remote.id}: {_status(remote)}")
         return
@@ -235,10 +238,11 @@ def logs_command(
         bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")
     ] = False,
     server: Server = None,
+    token: Token = None,
 ) -> None:
     """The run's log lines; with --follow, new ones as they come, until it ends."""
     if server:
-        _remote_logs(_client(server), experiment, follow)
+        _remote_logs(_client(server, token), experiment, follow)
         return
     settings = load_settings()
     store = open_store(settings)

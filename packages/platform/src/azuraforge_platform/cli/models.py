@@ -28,7 +28,7 @@ from azuraforge_platform.store import (
     ModelRegistry,
 )
 
-__all__ = ["register"]
+__all__ = ["Server", "Token", "register"]
 
 models_app = typer.Typer(help="Registered models: name a trained model, predict with it.")
 
@@ -40,10 +40,20 @@ Server = Annotated[
 ]
 
 
-def _client(server: str) -> Any:
+Token = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        help="API token for --server (default: AZURAFORGE_TOKEN, else the one `azuraforge "
+        "login` stored for that server).",
+    ),
+]
+
+
+def _client(server: str, token: str | None = None) -> Any:
     from azuraforge_platform.client import AzuraForgeClient
 
-    return AzuraForgeClient(server)
+    return AzuraForgeClient(server, token=token)
 
 
 def _client_errors(call: Any) -> Any:
@@ -52,16 +62,21 @@ def _client_errors(call: Any) -> Any:
     try:
         return call()
     except ApiError as exc:
+        if exc.status == 401:
+            fail(
+                f"{exc.message}: sign in with `azuraforge login --server URL`, or pass --token",
+                EXIT_USAGE,
+            )
         fail(str(exc), EXIT_USAGE if 400 <= exc.status < 500 else 1)
     except OSError as exc:
         fail(f"cannot reach the server ({exc})")
 
 
 @models_app.command("list")
-def list_command(server: Server = None) -> None:
+def list_command(server: Server = None, token: Token = None) -> None:
     """The registered models."""
     if server:
-        rows = [m.model_dump() for m in _client_errors(lambda: _client(server).models())]
+        rows = [m.model_dump() for m in _client_errors(lambda: _client(server, token).models())]
     else:
         store = open_store(load_settings())
         rows = [vars(m) for m in ModelRegistry(store).list()]
@@ -87,11 +102,12 @@ def register_command(
     ] = None,
     description: Annotated[str | None, typer.Option(help="A note.")] = None,
     server: Server = None,
+    token: Token = None,
 ) -> None:
     """Register the model a succeeded experiment saved, under NAME."""
     if server:
         model = _client_errors(
-            lambda: _client(server).register_model(
+            lambda: _client(server, token).register_model(
                 name, experiment, artifact_path=artifact, description=description
             )
         )
@@ -133,6 +149,7 @@ def predict_command(
         typer.Argument(help="RAW inputs as JSON, @file.json for a JSON file, or a data file path."),
     ],
     server: Server = None,
+    token: Token = None,
 ) -> None:
     """Predict with a registered model; prints the predictions as JSON."""
     value: Any
@@ -148,7 +165,7 @@ def predict_command(
                 fail(f"{inputs!r} is neither JSON nor an existing file", EXIT_USAGE)
             value = str(data_file.resolve())
     if server:
-        client = _client(server)
+        client = _client(server, token)
         if data_file is not None:
             upload = _client_errors(lambda: client.upload(data_file))
             result = _client_errors(lambda: client.predict(name, upload_id=upload.id))

@@ -7,8 +7,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.panel import Panel
 
-from azuraforge_platform.cli.common import console, fail, load_settings, open_store
+from azuraforge_platform.accounts import Accounts, load_signing_key
+from azuraforge_platform.cli.common import console, fail, is_loopback, load_settings, open_store
+from azuraforge_platform.store.accounts import AccountStore
 
 __all__ = ["register"]
 
@@ -30,9 +33,18 @@ def up_command(
     dashboard: Annotated[
         Path | None, typer.Option(help="The built dashboard folder (default: dashboard/dist).")
     ] = None,
+    no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--no-auth",
+            help="No sign-in at all, for one person on this machine: refused with a "
+            "non-loopback --host.",
+        ),
+    ] = False,
 ) -> None:
     """Start everything on this machine: the API, embedded workers and the dashboard
-    (SQLite and a local artifact folder unless configured otherwise; no Redis needed)."""
+    (SQLite and a local artifact folder unless configured otherwise; no Redis needed).
+    On a store without users it creates the admin and prints its password once."""
     import uvicorn
 
     from azuraforge_platform.api.app import create_app, default_dashboard_dir
@@ -52,10 +64,37 @@ def up_command(
         if not (dashboard / "index.html").is_file():
             fail(f"{dashboard} has no index.html; build the dashboard first (make setup)", 2)
         updates["dashboard_dir"] = dashboard
+    if no_auth:
+        if not is_loopback(updates.get("api_host", settings.api_host)):
+            fail(
+                "--no-auth lets anyone who reaches the port do anything: it is only allowed "
+                "on a loopback address (--host 127.0.0.1 or ::1)",
+                2,
+            )
+        updates["auth_enabled"] = False
     settings = settings.model_copy(update=updates)
-    open_store(settings).close()  # migrates now, and fails clearly if it cannot
+    store = open_store(settings)  # migrates now, and fails clearly if it cannot
+    try:
+        password = None
+        if settings.auth_enabled:
+            password = Accounts(AccountStore(store), settings).ensure_first_admin()
+            load_signing_key(settings)  # created now, owner-only, not by a racing request
+    finally:
+        store.close()
     app = create_app(settings)
     address = _address(settings.api_host, settings.api_port)
+    if password is not None:
+        out.print(
+            Panel(
+                f"A first admin was created.\n\n  username: [bold]admin[/]\n  password: "
+                f"[bold]{password}[/]\n\nIt is shown only this once: sign in and keep it "
+                "(or add users with `azuraforge users create`).",
+                title="first start",
+                border_style="yellow",
+            )
+        )
+    elif not settings.auth_enabled:
+        out.print("[yellow]authentication is off (--no-auth): loopback only[/]")
     out.print(f"[bold green]AzuraForge is up:[/] open {address}/")
     out.print(f"  API {address}/api/v1  ·  docs {address}/api/v1/docs")
     out.print(f"  store {settings.resolved_database_url}")
@@ -93,7 +132,21 @@ def api_command(
             "note: no AZURAFORGE_DATABASE_URL: using the local SQLite file, which only "
             "processes on this machine can share"
         )
-    open_store(settings).close()
+    store = open_store(settings)
+    try:
+        if settings.auth_enabled and AccountStore(store).count_users() == 0:
+            console().print(
+                "note: the store has no users yet: create the first admin with "
+                "`azuraforge users create NAME --admin`"
+            )
+    finally:
+        store.close()
+    if settings.secret_key is None:
+        console().print(
+            "note: no AZURAFORGE_SECRET_KEY: WebSocket tokens are signed with this machine's "
+            f"{settings.data_dir / 'secret.key'}; API instances behind one load balancer "
+            "must share one key"
+        )
     host = host or settings.api_host
     port = port if port is not None else settings.api_port
     console().print(f"[bold green]AzuraForge API:[/] {_address(host, port)}/api/v1")
