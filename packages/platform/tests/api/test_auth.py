@@ -64,8 +64,11 @@ def test_every_route_but_health_and_login_needs_a_credential(
     server: TestClient, trainer: str
 ) -> None:
     exp_id = _finished_experiment(server, trainer, "admin")
-    doc = server.get(f"{API}/openapi.json")
-    assert doc.status_code == 200  # the API's description is public, like the login page
+    for page in ("openapi.json", "docs", "redoc"):
+        assert server.get(f"{API}/{page}").status_code == 401
+    admin = bearer(add_user(server.app.state.services.settings, "admin"))  # type: ignore[attr-defined]
+    doc = server.get(f"{API}/openapi.json", headers=admin)
+    assert server.get(f"{API}/docs", headers=admin).status_code == 200
     public = {(f"{API}/health", "get"), (f"{API}/auth/login", "post")}
     checked = 0
     for path, item in doc.json()["paths"].items():

@@ -110,7 +110,7 @@ def test_full_flow(live: LiveServer, trainer: str, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_reconnect_with_after_sees_every_event_exactly_once(live: LiveServer, trainer: str) -> None:
     af = AzuraForgeClient(live.url)
-    exp = af.create_experiment(trainer, {"epochs": 60, "sleep": 0.03})
+    exp = af.create_experiment(trainer, {"epochs": 60, "sleep": 0.06})
     seen: list[int] = []
     # First connection: read a few live events, then drop the socket mid-run.
     with connect(_ws(live, exp.id), open_timeout=30, additional_headers=live.headers) as ws:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.staticfiles import StaticFiles
 
 from azuraforge_platform import __version__
@@ -101,15 +102,17 @@ def create_app(
         version=__version__,
         description="Run, watch and compare machine-learning experiments. Every error answers "
         '`{"error": {"code", "message", "fields": [{"path", "message"}]}}`.',
-        openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
-        redoc_url=f"{API_PREFIX}/redoc",
+        # served below, behind authentication like every other route
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
         lifespan=lifespan,
         redirect_slashes=False,
     )
     app.router.redirect_slashes = False
     install_error_handlers(app)
     app.include_router(api_router())
+    _mount_api_docs(app)
 
     dashboard = default_dashboard_dir(settings) if serve_dashboard else None
     if dashboard is not None and (dashboard / "index.html").is_file():
@@ -134,6 +137,25 @@ def create_app(
         HostOriginMiddleware, hosts=allowed_hosts(settings), trusted_origins=settings.cors_origins
     )
     return app
+
+
+def _mount_api_docs(app: FastAPI) -> None:
+    """The OpenAPI document and its interactive pages, for signed-in callers (the dashboard's
+    session cookie is enough to browse them)."""
+    signed_in = [Depends(current_principal)]
+    schema_url = f"{API_PREFIX}/openapi.json"
+
+    @app.get(schema_url, include_in_schema=False, dependencies=signed_in)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get(f"{API_PREFIX}/docs", include_in_schema=False, dependencies=signed_in)
+    async def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=schema_url, title=f"{app.title} API")
+
+    @app.get(f"{API_PREFIX}/redoc", include_in_schema=False, dependencies=signed_in)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url=schema_url, title=f"{app.title} API")
 
 
 def _mount_dashboard(app: FastAPI, folder: Path) -> None:
