@@ -65,7 +65,7 @@ def up_command(
             fail(f"{dashboard} has no index.html; build the dashboard first (make setup)", 2)
         updates["dashboard_dir"] = dashboard
     if no_auth:
-        if not is_loopback(updates.get("api_host", settings.api_host)):
+        if not is_loopback(host if host is not None else settings.api_host):
             fail(
                 "--no-auth lets anyone who reaches the port do anything: it is only allowed "
                 "on a loopback address (--host 127.0.0.1 or ::1)",

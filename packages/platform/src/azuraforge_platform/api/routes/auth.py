@@ -77,8 +77,10 @@ async def me(principal: PrincipalDep, services: ServicesDep) -> Me:
             auth="none",
         )
     user = await run_in_threadpool(services.accounts.store.user, principal.user_id)
-    auth = "session" if principal.auth == "session" else "token"
-    return Me(**UserPublic.model_validate(user).model_dump(), auth=auth)
+    public = UserPublic.model_validate(user).model_dump()
+    if principal.auth == "session":
+        return Me(**public, auth="session")
+    return Me(**public, auth="token")
 
 
 @router.post(
