@@ -25,7 +25,7 @@ import time
 import numpy as np
 from pydantic import Field
 
-from azuraforge_pipeline import Pipeline, PipelineConfig
+from azuraforge_pipeline import DataPath, Pipeline, PipelineConfig
 
 
 class Trainer(Pipeline):
@@ -41,7 +41,7 @@ class Trainer(Pipeline):
         lr: float = Field(0.1, gt=0, le=1, description="Learning rate")
         samples: int = Field(64, ge=2, le=10000)
         sleep: float = Field(0.0, ge=0, le=5, description="Seconds to wait per epoch")
-        csv_path: str | None = Field(None, description="Optional CSV with x,y columns")
+        csv_path: DataPath | None = Field(None, description="Optional CSV with x,y columns")
 
     def run(self, config, context):
         if config.csv_path:

@@ -1,4 +1,5 @@
-"""Annotated dependencies the routes declare (`ServicesDep`, `StoreDep`, `ExperimentDep`)."""
+"""Annotated dependencies the routes declare (`ServicesDep`, `StoreDep`, `ExperimentDep`,
+`OwnerDep`, ...)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from azuraforge_platform.store import (
     ExperimentRecord,
     ExperimentStore,
     ModelRegistry,
+    UploadStore,
 )
 
 __all__ = [
@@ -23,9 +25,12 @@ __all__ = [
     "ExperimentDep",
     "ExperimentId",
     "ModelsDep",
+    "OwnerDep",
     "ServicesDep",
     "SettingsDep",
     "StoreDep",
+    "UploadsDep",
+    "current_username",
     "experiment_or_404",
     "get_services",
 ]
@@ -55,10 +60,27 @@ def _models(services: ServicesDep) -> ModelRegistry:
     return services.models
 
 
+def _uploads(services: ServicesDep) -> UploadStore:
+    return services.uploads
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 StoreDep = Annotated[ExperimentStore, Depends(_store)]
 EventsDep = Annotated[EventService, Depends(_events)]
 ModelsDep = Annotated[ModelRegistry, Depends(_models)]
+UploadsDep = Annotated[UploadStore, Depends(_uploads)]
+
+
+def current_username() -> str | None:
+    """The username of the caller, the owner of what it creates (uploads, ...).
+
+    None until authentication lands: that work replaces this with the authenticated user
+    (and decides who may read or delete whose uploads); the routes already take it as
+    `OwnerDep`."""
+    return None
+
+
+OwnerDep = Annotated[str | None, Depends(current_username)]
 
 ExperimentId = Annotated[
     str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$", description="Experiment id")

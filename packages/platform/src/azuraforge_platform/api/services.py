@@ -1,4 +1,4 @@
-"""What the API process holds while it runs: store, events, pipelines, job dispatch."""
+"""What the API process holds while it runs: store, events, uploads, pipelines, job dispatch."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from azuraforge_pipeline import PipelineRegistry, discover
 from azuraforge_platform.api.live import LiveHub
 from azuraforge_platform.events import EventService, make_bus
 from azuraforge_platform.settings import Settings
-from azuraforge_platform.store import ExperimentStore, ModelRegistry, make_engine
+from azuraforge_platform.store import ExperimentStore, ModelRegistry, UploadStore, make_engine
 
 __all__ = ["Dispatcher", "Services"]
 
@@ -36,6 +36,7 @@ class Services:
     store: ExperimentStore
     events: EventService
     models: ModelRegistry
+    uploads: UploadStore
     hub: LiveHub
     dispatcher: Dispatcher
     mode: str  # "embedded" or "distributed"
@@ -79,6 +80,7 @@ class Services:
             store=store,
             events=events,
             models=ModelRegistry(store),
+            uploads=UploadStore(store),
             hub=LiveHub(events),
             dispatcher=dispatcher,
             mode=mode,

@@ -41,6 +41,7 @@ from azuraforge_platform.api.schemas import (
     MetricsPublic,
 )
 from azuraforge_platform.api.services import Services
+from azuraforge_platform.paths import client_path_policy
 from azuraforge_platform.store import (
     ExperimentRecord,
     ExperimentStatus,
@@ -79,7 +80,8 @@ def _validated_config(
     except UnknownPipelineError as exc:
         raise ApiError(404, str(exc), code="unknown_pipeline") from None
     try:
-        validated = cls.validate_config(config)
+        # data paths must name an upload or a file in a data root (kept as the client wrote them)
+        validated = cls.validate_config(config, path_policy=client_path_policy(services.settings))
     except ConfigError as exc:
         fields = [(f"config.{p}" if p else "config", m) for p, m in exc.errors]
         raise ApiError(422, str(exc), code="invalid_config", fields=fields) from None
