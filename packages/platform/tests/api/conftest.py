@@ -20,6 +20,7 @@ from azuraforge_platform.settings import Settings
 
 TRAINER_SOURCE = '''
 import json
+import os
 import time
 
 import numpy as np
@@ -69,6 +70,8 @@ class Trainer(Pipeline):
     @classmethod
     def predict(cls, model_path, inputs):
         model = json.loads(open(model_path).read())
+        if isinstance(inputs, os.PathLike):  # an uploaded file: one x per line
+            inputs = np.loadtxt(inputs, ndmin=1)
         xs = np.asarray(inputs, dtype=float)
         if xs.ndim != 1:
             raise ValueError("inputs must be a list of numbers")

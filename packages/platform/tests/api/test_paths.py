@@ -185,6 +185,22 @@ def test_uploads_answer_with_no_server_path(api: TestClient, tmp_path: Path) -> 
     assert created.json()["path"] == f"uploads/{upload_id}"
 
 
+def test_predict_reads_files_only_by_upload_id(api: TestClient, trainer: str) -> None:
+    created = _create(api, trainer, {"epochs": 200, "lr": 0.3})
+    assert _run_here(api, created.json()["id"])["status"] == "succeeded"
+    model = {"name": "line", "experiment_id": created.json()["id"]}
+    assert api.post(f"{API}/models", json=model).status_code == 201
+    xs = api.post(f"{API}/uploads", files={"file": ("xs.csv", b"0\n1\n")}).json()
+    by_id = api.post(f"{API}/models/line/predict", json={"upload_id": xs["id"]})
+    assert by_id.status_code == 200, by_id.text
+    assert by_id.json()["predictions"] == pytest.approx([-2, 1], abs=0.1)  # y = 3x - 2
+    # a path in `inputs` is data to the pipeline, never a file the server opens
+    for inputs in ("/etc/passwd", xs["path"]):
+        refused = api.post(f"{API}/models/line/predict", json={"inputs": inputs})
+        assert refused.status_code == 422 and "root:" not in refused.text
+    assert api.post(f"{API}/models/line/predict", json={"upload_id": "0" * 32}).status_code == 404
+
+
 def test_redact_paths() -> None:
     base = Path("/srv/azuraforge")
     trace = (
