@@ -53,7 +53,9 @@ def test_records_by_owner(store: ExperimentStore) -> None:
 def test_quotas_per_owner_and_in_total(store: ExperimentStore) -> None:
     uploads = UploadStore(store)
     _add(uploads, "a1", "alice", 600, user_quota=1000, total_quota=1500)
-    with pytest.raises(UploadQuotaError, match="'alice' use 600 of 1000 bytes") as err:
+    with pytest.raises(
+        UploadQuotaError, match="the uploads of 'alice' take 600 of 1000 bytes"
+    ) as err:
         _add(uploads, "a2", "alice", 401, user_quota=1000, total_quota=1500)
     assert (err.value.used, err.value.quota) == (600, 1000)
     _add(uploads, "a2", "alice", 400, user_quota=1000, total_quota=1500)  # exactly full

@@ -87,7 +87,8 @@ def fetch_yfinance(ticker: str, start: date, end: date | None, cache_dir: Path) 
     stop = end or date.today()
     cached = cache_dir / f"yfinance-{ticker.upper()}-{start}-{stop}.csv"
     if cached.is_file():
-        return prices(read_csv(cached), f"the cached file {cached}")
+        what = f"the cached file {cached.name}"
+        return prices(read_csv(cached, what), what, quote_values=False)
     try:
         import yfinance  # optional: only this source needs it
     except ImportError:

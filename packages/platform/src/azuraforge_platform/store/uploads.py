@@ -92,10 +92,14 @@ class UploadStore:
             if user_quota is not None:
                 used = self._used(s, owner)
                 if used + size > user_quota:
-                    who = f"{owner!r}" if owner is not None else "anonymous uploads"
+                    whose = (
+                        f"the uploads of {owner!r}"
+                        if owner is not None
+                        else "uploads without owner"
+                    )
                     raise UploadQuotaError(
-                        f"upload quota exceeded: {who} use {used} of {user_quota} bytes and "
-                        f"this file has {size}; delete uploads you no longer need",
+                        f"upload quota exceeded: {whose} take {used} of {user_quota} bytes "
+                        f"and this file has {size}; delete uploads you no longer need",
                         quota=user_quota,
                         used=used,
                     )
