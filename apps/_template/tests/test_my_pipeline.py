@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from azuraforge_app_my_pipeline import MyPipeline
 
-from azuraforge_pipeline import Cancelled, ConfigError, RecordingReporter, RunContext
+from azuraforge_pipeline import Cancelled, ConfigError, PathPolicy, RecordingReporter, RunContext
 
 
 def test_learns_the_weights_and_reports_every_epoch(tmp_path: Path) -> None:
@@ -36,3 +36,29 @@ def test_cancel_stops_the_run(tmp_path: Path) -> None:
 def test_bad_config_names_the_field() -> None:
     with pytest.raises(ConfigError, match="epochs"):
         MyPipeline.validate_config({"epochs": 0})
+
+
+def test_learns_from_a_csv_file(tmp_path: Path) -> None:
+    rows = [(x, -x, 2.0 * x + 1.0) for x in np.linspace(-1, 1, 50)]
+    (tmp_path / "rows.csv").write_text("a,b,y\n" + "\n".join(",".join(map(str, r)) for r in rows))
+    config = MyPipeline.validate_config(
+        {"csv_path": str(tmp_path / "rows.csv"), "n_features": 2, "epochs": 60}
+    )
+    result = MyPipeline().run(config, RunContext(artifact_dir=tmp_path / "run", seed=0))
+    assert result["val_mse"] < 0.01
+    (tmp_path / "bad.csv").write_text("a,b,y\nsecret,1,2\n")
+    with pytest.raises(ValueError, match=r"bad\.csv: not a readable CSV") as err:
+        MyPipeline().run(
+            MyPipeline.validate_config({"csv_path": str(tmp_path / "bad.csv")}),
+            RunContext(artifact_dir=tmp_path / "run2", seed=0),
+        )
+    assert "secret" not in str(err.value)
+
+
+def test_a_server_confines_the_data_path(tmp_path: Path) -> None:
+    # what the platform does for an API client: only its uploads and the data roots
+    policy = PathPolicy.confined([tmp_path / "uploads"], base=tmp_path)
+    MyPipeline.validate_config({"csv_path": "uploads/rows.csv"}, path_policy=policy)
+    with pytest.raises(ConfigError, match="outside the folders") as err:
+        MyPipeline.validate_config({"csv_path": "/etc/passwd"}, path_policy=policy)
+    assert [path for path, _ in err.value.errors] == ["csv_path"]

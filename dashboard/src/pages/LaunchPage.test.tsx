@@ -130,16 +130,16 @@ describe('launch form', () => {
 })
 
 describe('launch page', () => {
-  it('uploads a data file and puts its server path in the field', async () => {
+  it('uploads a data file and puts the path it answers (uploads/<id>) in the field', async () => {
     const calls = fakeFetch(({ method, url }) =>
       method === 'POST' && url === '/api/v1/uploads'
-        ? { status: 201, body: { id: 'u1.csv', path: '/data/uploads/u1.csv', filename: 'rows.csv', size: 12, sha256: 'x', kind: 'table' } }
+        ? { status: 201, body: { id: 'u1.csv', path: 'uploads/u1.csv', filename: 'rows.csv', size: 12, sha256: 'x', kind: 'table' } }
         : undefined,
     )
     const user = userEvent.setup()
     renderForm()
     await user.upload(screen.getByTestId('upload-data_path'), new File(['date,temp\n'], 'rows.csv', { type: 'text/csv' }))
-    await waitFor(() => expect(screen.getByTestId('field-data_path')).toHaveValue('/data/uploads/u1.csv'))
+    await waitFor(() => expect(screen.getByTestId('field-data_path')).toHaveValue('uploads/u1.csv'))
     expect(calls[0].method).toBe('POST')
     expect(calls[0].body).toBeInstanceOf(FormData)
     expect(((calls[0].body as FormData).get('file') as File).name).toBe('rows.csv')

@@ -15,7 +15,7 @@ import pytest
 from pydantic import BaseModel, Field
 from typer.testing import CliRunner
 
-from azuraforge_pipeline import Pipeline, PipelineConfig, RunContext
+from azuraforge_pipeline import DataPath, Pipeline, PipelineConfig, RunContext
 from azuraforge_platform.cli.app import app
 from azuraforge_platform.cli.run import build_config
 from azuraforge_platform.settings import Settings
@@ -143,6 +143,29 @@ def test_config_file_then_set_with_json_values_and_dotted_keys(tmp_path: Path) -
     toml = tmp_path / "c.toml"
     toml.write_text("epochs = 7\n[optimizer]\nlr = 0.2\n")
     assert build_config(_Configurable, toml, [])["optimizer"]["lr"] == 0.2
+
+
+class _WithData(Pipeline):
+    id = "with_data"
+    name = "With data"
+
+    class Config(PipelineConfig):
+        csv_path: DataPath | None = None
+
+    def run(self, config: PipelineConfig, context: RunContext) -> None:
+        return None
+
+
+def test_local_runs_name_any_file_of_their_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The machine's own user is no API client: any file is fine, and a relative name is taken
+    # from the working directory and stored absolute, so a queued run on a worker finds it.
+    monkeypatch.chdir(tmp_path)
+    assert build_config(_WithData, None, ["csv_path=rows.csv"]) == {
+        "csv_path": str(tmp_path / "rows.csv")
+    }
+    assert build_config(_WithData, None, ["csv_path=/etc/hosts"]) == {"csv_path": "/etc/hosts"}
 
 
 def test_pipelines_list_and_show(cli: CliRunner, env: dict[str, str], fit_pipeline: str) -> None:

@@ -2,7 +2,8 @@
 
 Every loader returns an `ImageDataset`: uint8 images `(N, H, W)` with 0-255 pixels, integer
 labels `(N,)` and the class names. Anything wrong with the user's data raises `DatasetError`
-(a ValueError) whose message names the file and the problem.
+(a ValueError) whose message names the file and the problem: by its name (or its place inside
+the dataset folder), never its server path, and without quoting its bytes.
 """
 
 from __future__ import annotations
@@ -130,7 +131,9 @@ def _read_bytes(path: Path) -> bytes:
         try:
             return gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as exc:
-            raise DatasetError(f"{path}: the gzip data is corrupt or truncated ({exc})") from None
+            raise DatasetError(
+                f"{path.name}: the gzip data is corrupt or truncated ({exc})"
+            ) from None
     return raw
 
 
@@ -138,33 +141,32 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     """Read one IDX file (optionally gzipped) into a numpy array of its own shape."""
     p = Path(path)
     if not p.is_file():
-        raise DatasetError(f"no IDX file at {p}")
+        raise DatasetError(f"no IDX file {p.name}")
     raw = _read_bytes(p)
     if len(raw) < 4:
-        raise DatasetError(f"{p}: too short to be an IDX file ({len(raw)} bytes)")
+        raise DatasetError(f"{p.name}: too short to be an IDX file ({len(raw)} bytes)")
     zero, code, ndim = raw[0:2], raw[2], raw[3]
-    magic = int.from_bytes(raw[:4], "big")
     if zero != b"\x00\x00" or code not in _IDX_TYPES or ndim == 0:
         raise DatasetError(
-            f"{p}: bad magic number 0x{magic:08x}; an IDX file starts with two zero bytes, a "
+            f"{p.name}: not an IDX file; an IDX file starts with two zero bytes, a "
             f"type code ({', '.join(f'0x{c:02x}' for c in _IDX_TYPES)}) and the number of "
             "dimensions (e.g. 0x00000803 for images, 0x00000801 for labels)"
         )
     header = 4 + 4 * ndim
     if len(raw) < header:
-        raise DatasetError(f"{p}: truncated header ({len(raw)} bytes, {ndim} dimensions)")
+        raise DatasetError(f"{p.name}: truncated header ({len(raw)} bytes, {ndim} dimensions)")
     dims = struct.unpack(f">{ndim}I", raw[4:header])
     dtype = _IDX_TYPES[code]
     expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
     body = len(raw) - header
     if body < expected:
         raise DatasetError(
-            f"{p}: truncated: the header promises shape {tuple(dims)} ({expected} bytes of data) "
+            f"{p.name}: truncated: the header promises shape {tuple(dims)} ({expected} bytes of data) "
             f"but the file holds {body}"
         )
     if body > expected:
         raise DatasetError(
-            f"{p}: {body - expected} unexpected bytes after the data of shape {tuple(dims)}"
+            f"{p.name}: {body - expected} unexpected bytes after the data of shape {tuple(dims)}"
         )
     data = np.frombuffer(raw, dtype=dtype, offset=header, count=int(np.prod(dims)))
     return data.reshape(dims).astype(dtype.newbyteorder("="))
@@ -213,7 +215,7 @@ def load_mnist_idx(folder: str | os.PathLike[str]) -> ImageDataset:
     required; the t10k pair, when present, is added to the pool the split draws from."""
     root = Path(folder)
     if not root.is_dir():
-        raise DatasetError(f"the MNIST folder {root} does not exist")
+        raise DatasetError(f"the MNIST folder {root.name} does not exist")
     images_parts, label_parts = [], []
     for prefix in ("train", "t10k"):
         img_path = _find_idx(root, f"{prefix}-images-idx3-ubyte")
@@ -225,35 +227,37 @@ def load_mnist_idx(folder: str | os.PathLike[str]) -> ImageDataset:
                 f"{prefix}-images-idx3-ubyte" if img_path is None else f"{prefix}-labels-idx1-ubyte"
             )
             raise DatasetError(
-                f"{root}: missing the IDX file {missing}[.gz]; expected the standard MNIST files "
+                f"{root.name}: missing the IDX file {missing}[.gz]; expected the standard MNIST files "
                 f"{', '.join(MNIST_FILES)} (gzipped or not)"
             )
         images, labels = read_idx(img_path), read_idx(lbl_path)
         if images.ndim != 3 or images.dtype != np.uint8:
             raise DatasetError(
-                f"{img_path}: expected uint8 images of shape (N, H, W), got {images.dtype} "
+                f"{img_path.name}: expected uint8 images of shape (N, H, W), got {images.dtype} "
                 f"{images.shape}"
             )
         if labels.ndim != 1:
-            raise DatasetError(f"{lbl_path}: expected a 1-D array of labels, got {labels.shape}")
+            raise DatasetError(
+                f"{lbl_path.name}: expected a 1-D array of labels, got {labels.shape}"
+            )
         if len(images) != len(labels):
             raise DatasetError(
                 f"{img_path.name} holds {len(images)} images but {lbl_path.name} holds "
                 f"{len(labels)} labels"
             )
         if labels.size and (labels.min() < 0 or labels.max() > 9):
-            raise DatasetError(f"{lbl_path}: labels must be digits 0-9, found {labels.max()}")
+            raise DatasetError(f"{lbl_path.name}: labels must be digits 0-9, found {labels.max()}")
         images_parts.append(images)
         label_parts.append(labels.astype(np.int64))
     shapes = {imgs.shape[1:] for imgs in images_parts}
     if len(shapes) > 1:
-        raise DatasetError(f"{root}: the training and t10k images differ in size: {shapes}")
+        raise DatasetError(f"{root.name}: the training and t10k images differ in size: {shapes}")
     return ImageDataset(
         np.concatenate(images_parts),
         np.concatenate(label_parts),
         [str(d) for d in range(10)],
         "mnist_idx",
-        f"MNIST IDX files in {root}",
+        f"MNIST IDX files in {root.name}",
     )
 
 
@@ -300,6 +304,13 @@ def download_mnist(folder: str | os.PathLike[str] | None = None, timeout: float 
 
 
 # ------------------------------------------------------------------- image folders
+def _reason(exc: Exception) -> str:
+    """Pillow's reason, except "cannot identify image file '<path>'", which names a path."""
+    from PIL import UnidentifiedImageError
+
+    return "" if isinstance(exc, UnidentifiedImageError) else f" ({exc})"
+
+
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
@@ -316,11 +327,11 @@ def load_image_folder(
 
     root = Path(folder)
     if not root.is_dir():
-        raise DatasetError(f"the image folder {root} does not exist")
+        raise DatasetError(f"the image folder {root.name} does not exist")
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(classes) < 2:
         raise DatasetError(
-            f"{root}: expected one subfolder per class (at least 2), found {len(classes)}"
+            f"{root.name}: expected one subfolder per class (at least 2), found {len(classes)}"
         )
     images: list[np.ndarray] = []
     labels: list[int] = []
@@ -330,7 +341,7 @@ def load_image_folder(
             f for f in (root / name).iterdir() if f.is_file() and not f.name.startswith(".")
         )
         if not files:
-            raise DatasetError(f"{root / name}: the class folder holds no images")
+            raise DatasetError(f"{name}: the class folder holds no images")
         for file in files:
             try:
                 with Image.open(file) as img:
@@ -339,18 +350,22 @@ def load_image_folder(
                 kind = (
                     "not an image" if file.suffix.lower() not in _IMAGE_SUFFIXES else "unreadable"
                 )
-                raise DatasetError(f"{file}: {kind} ({exc})") from None
+                raise DatasetError(f"{name}/{file.name}: {kind}{_reason(exc)}") from None
             if size is None:
                 size = (int(pixels.shape[0]), int(pixels.shape[1]))
             if pixels.shape != tuple(size):
                 raise DatasetError(
-                    f"{file}: wrong image size {pixels.shape[1]}x{pixels.shape[0]} (width x "
+                    f"{name}/{file.name}: wrong image size {pixels.shape[1]}x{pixels.shape[0]} (width x "
                     f"height); every image must be {size[1]}x{size[0]}"
                 )
             images.append(pixels)
             labels.append(index)
     return ImageDataset(
-        np.stack(images), np.asarray(labels, dtype=np.int64), classes, "image_folder", str(root)
+        np.stack(images),
+        np.asarray(labels, dtype=np.int64),
+        classes,
+        "image_folder",
+        f"image folder {root.name}",
     )
 
 
@@ -473,14 +488,16 @@ def extract_zip(archive: str | os.PathLike[str], dest: str | os.PathLike[str]) -
         with zipfile.ZipFile(src) as zf:
             total = sum(info.file_size for info in zf.infolist())
             if total > _MAX_UNZIPPED:
-                raise DatasetError(f"{src}: the archive expands to {total} bytes, over the limit")
+                raise DatasetError(
+                    f"{src.name}: the archive expands to {total} bytes, over the limit"
+                )
             for info in zf.infolist():
                 # zipfile drops '..' and absolute parts, but refuse such archives outright
                 if info.filename.startswith(("/", "\\")) or ".." in Path(info.filename).parts:
-                    raise DatasetError(f"{src}: unsafe path {info.filename!r} in the archive")
+                    raise DatasetError(f"{src.name}: unsafe path {info.filename!r} in the archive")
             zf.extractall(out)
     except zipfile.BadZipFile as exc:
-        raise DatasetError(f"{src}: not a valid zip archive ({exc})") from None
+        raise DatasetError(f"{src.name}: not a valid zip archive ({exc})") from None
     entries = [p for p in out.iterdir() if not p.name.startswith((".", "__MACOSX"))]
     if len(entries) == 1 and entries[0].is_dir():
         return entries[0]
@@ -492,7 +509,7 @@ def read_images_file(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str
     images, one image file (PNG, ...), or a zip of image files. Returns (images, names)."""
     p = Path(path)
     if not p.is_file():
-        raise DatasetError(f"no file at {p}")
+        raise DatasetError(f"no file {p.name}")
     head = p.read_bytes()[:4]
     if head[:2] in (b"\x00\x00", b"\x1f\x8b"):
         arr = read_idx(p)
@@ -506,7 +523,7 @@ def read_images_file(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str
             with Image.open(fh) as img:
                 return np.asarray(img.convert("L"), dtype=np.uint8)
         except (UnidentifiedImageError, OSError) as exc:
-            raise DatasetError(f"{name}: not an image ({exc})") from None
+            raise DatasetError(f"{name}: not an image{_reason(exc)}") from None
 
     if zipfile.is_zipfile(p):
         with zipfile.ZipFile(p) as zf:
@@ -515,10 +532,12 @@ def read_images_file(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str
                 if not n.endswith("/") and not Path(n).name.startswith(".") and "__MACOSX" not in n
             )  # fmt: skip
             if not names:
-                raise DatasetError(f"{p}: the archive holds no files")
+                raise DatasetError(f"{p.name}: the archive holds no files")
             images = [one(io.BytesIO(zf.read(n)), f"{p.name}:{n}") for n in names]
         sizes = {img.shape for img in images}
         if len(sizes) > 1:
-            raise DatasetError(f"{p}: the images in the archive differ in size: {sorted(sizes)}")
+            raise DatasetError(
+                f"{p.name}: the images in the archive differ in size: {sorted(sizes)}"
+            )
         return np.stack(images), names
-    return one(p, str(p))[None], [p.name]
+    return one(p, p.name)[None], [p.name]

@@ -135,11 +135,13 @@ def predict_images(
         mean, std = float(norm["mean"]), float(norm["std"])
     except (KeyError, TypeError, IndexError, ValueError):
         raise DatasetError(
-            f"{model_path}: not an image_classifier model (its metadata lacks image_size, "
+            f"{Path(model_path).name}: not an image_classifier model (its metadata lacks image_size, "
             "class_names or normalization)"
         ) from None
-    if isinstance(images, (str, os.PathLike)):  # an uploaded file: PNG, IDX or zip of PNGs
+    if isinstance(images, os.PathLike):  # an uploaded file: PNG, IDX or zip of PNGs
         images = read_images_file(images)[0]
+    elif isinstance(images, str):  # JSON from a client never names a file on the server
+        raise ImageSizeError("images must be pixel arrays; give a file as a Path (an upload)")
     batch = _as_image_batch(images, size)
     if len(batch) == 0:
         return []

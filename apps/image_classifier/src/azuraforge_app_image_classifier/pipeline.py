@@ -7,6 +7,7 @@ import json
 import os
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -28,7 +29,14 @@ from azuraforge_learner import (
     load_checkpoint,
     save_model,
 )
-from azuraforge_pipeline import Cancelled, FieldError, Pipeline, PipelineConfig, RunContext
+from azuraforge_pipeline import (
+    Cancelled,
+    DataPath,
+    FieldError,
+    Pipeline,
+    PipelineConfig,
+    RunContext,
+)
 
 from . import report
 from .data import (
@@ -68,12 +76,14 @@ class ImageClassifierConfig(PipelineConfig):
             "subfolder per class in data_path."
         ),
     )
-    data_path: str | None = Field(
+    data_path: DataPath | None = Field(
         None,
         title="Data folder",
         description=(
-            "For mnist_idx: the folder with the IDX files (default: the download cache). "
-            "For image_folder: the folder with one subfolder of images per class."
+            "For mnist_idx: the folder (or a zip of it) with the IDX files (default: the "
+            "download cache). For image_folder: the folder (or a zip of it) with one subfolder "
+            "of images per class. On a server: an upload (`uploads/<id>.zip`) or a path in a "
+            "data root."
         ),
     )
     download: bool = Field(
@@ -238,17 +248,21 @@ def load_dataset(config: ImageClassifierConfig) -> ImageDataset:
                 download_mnist(folder)
             elif not folder.exists():
                 raise DatasetError(
-                    f"the MNIST folder {folder} does not exist; set data_path to a folder (or a "
-                    "zip) with the IDX files, or set download=true to fetch them"
+                    f"the MNIST folder {folder.name} does not exist; set data_path to a folder "
+                    "(or a zip) with the IDX files, or set download=true to fetch them"
                 )
+            given = folder
             if folder.is_file():
                 folder = extract_zip(folder, tmp)
-            return load_mnist_idx(folder)
-        assert config.data_path is not None  # the config validator requires it
-        folder = Path(config.data_path)
-        if folder.is_file():
-            folder = extract_zip(folder, tmp)
-        return load_image_folder(folder)
+            data = load_mnist_idx(folder)
+        else:
+            assert config.data_path is not None  # the config validator requires it
+            folder = given = Path(config.data_path)
+            if folder.is_file():
+                folder = extract_zip(folder, tmp)
+            data = load_image_folder(folder)
+        # the report names what the user gave (an unpacked zip lives in a temporary folder)
+        return replace(data, source=f"{data.name} from {given.name}")
 
 
 def _fingerprint(config: ImageClassifierConfig) -> str:

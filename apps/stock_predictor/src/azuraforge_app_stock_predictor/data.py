@@ -31,16 +31,15 @@ BUILTIN = {
 }
 
 
-def prices(df: pd.DataFrame, what: str) -> pd.DataFrame:
-    """Validated price rows: date, open, high, low, close, volume (other columns dropped)."""
-    frame = prepare_frame(df, required=PRICE_COLUMNS, what=what)
+def prices(df: pd.DataFrame, what: str, *, quote_values: bool = True) -> pd.DataFrame:
+    """Validated price rows: date, open, high, low, close, volume (other columns dropped).
+    Without `quote_values` (a user's file) messages name no cell of it."""
+    frame = prepare_frame(df, required=PRICE_COLUMNS, what=what, quote_values=quote_values)
     for col in PRICE_COLUMNS:
         bad = frame[col] < 0 if col == "volume" else frame[col] <= 0
         if bad.any():
-            day = frame["date"][bad].iloc[0].date()
-            raise DataError(
-                f"{what}: column {col!r} has {int(bad.sum())} values <= 0 (first on {day})"
-            )
+            first = f" (first on {frame['date'][bad].iloc[0].date()})" if quote_values else ""
+            raise DataError(f"{what}: column {col!r} has {int(bad.sum())} values <= 0{first}")
     return frame[["date", *PRICE_COLUMNS]]
 
 
@@ -67,7 +66,9 @@ def load_builtin(name: str) -> tuple[pd.DataFrame, str]:
 
 
 def load_csv(path: str) -> tuple[pd.DataFrame, str]:
-    return prices(read_csv(path), f"the CSV file {path}"), f"CSV file {Path(path).name}"
+    # named by its file name: at run time `path` is the resolved server path
+    name = f"CSV file {Path(path).name}"
+    return prices(read_csv(path, f"the {name}"), f"the {name}", quote_values=False), name
 
 
 def frame_from_yfinance(df: pd.DataFrame, ticker: str) -> pd.DataFrame:
@@ -86,7 +87,8 @@ def fetch_yfinance(ticker: str, start: date, end: date | None, cache_dir: Path) 
     stop = end or date.today()
     cached = cache_dir / f"yfinance-{ticker.upper()}-{start}-{stop}.csv"
     if cached.is_file():
-        return prices(read_csv(cached), f"the cached file {cached}")
+        what = f"the cached file {cached.name}"
+        return prices(read_csv(cached, what), what, quote_values=False)
     try:
         import yfinance  # optional: only this source needs it
     except ImportError:

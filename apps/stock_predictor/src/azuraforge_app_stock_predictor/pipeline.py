@@ -16,7 +16,7 @@ from pydantic import Field
 
 from azuraforge_forecasting import ForecastConfig, ForecastPipeline
 from azuraforge_learner.timeseries import calendar_feature_names, calendar_features
-from azuraforge_pipeline import RunContext
+from azuraforge_pipeline import DataPath, RunContext
 
 from . import data
 
@@ -35,10 +35,11 @@ class StockConfig(ForecastConfig):
     ticker: str = Field("MSFT", pattern=r"^[A-Za-z0-9.^=\-]{1,15}$", title="Ticker (yfinance)")
     start_date: date = Field(date(2010, 1, 1), title="First day (yfinance)")
     end_date: date | None = Field(None, title="Last day (yfinance)", description="Empty: today.")
-    cache_dir: str | None = Field(
+    cache_dir: DataPath | None = Field(
         None,
         title="Download cache",
-        description="Where downloads are kept; empty: ~/.cache/azuraforge.",
+        description="The folder downloads are kept in (on a server: inside a data root); "
+        "empty: ~/.cache/azuraforge.",
     )
 
 

@@ -106,4 +106,7 @@ def fetch_open_meteo(url: str, cache_dir: Path, timeout: float = 60.0) -> dict[s
 
 
 def load_csv(path: str) -> tuple[pd.DataFrame, str]:
-    return prepare_frame(read_csv(path), what=f"the CSV file {path}"), f"CSV file {Path(path).name}"
+    # named by its file name: at run time `path` is the resolved server path
+    name = f"CSV file {Path(path).name}"
+    frame = prepare_frame(read_csv(path, f"the {name}"), what=f"the {name}", quote_values=False)
+    return frame, name

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from azuraforge_forecasting import DataError, ForecastConfig, ForecastPipeline
 from azuraforge_learner.timeseries import SeasonalProfile, calendar_feature_names, calendar_features
-from azuraforge_pipeline import RunContext
+from azuraforge_pipeline import DataPath, RunContext
 
 from . import data
 
@@ -57,10 +57,11 @@ class WeatherConfig(ForecastConfig):
     start_date: date = Field(date(2015, 1, 1), title="First day (open_meteo)")
     end_date: date = Field(date(2024, 12, 31), title="Last day (open_meteo)")
     frequency: Literal["daily", "hourly"] = Field("daily", title="Rows (open_meteo)")
-    cache_dir: str | None = Field(
+    cache_dir: DataPath | None = Field(
         None,
         title="Download cache",
-        description="Where downloads are kept; empty: ~/.cache/azuraforge.",
+        description="The folder downloads are kept in (on a server: inside a data root); "
+        "empty: ~/.cache/azuraforge.",
     )
 
 

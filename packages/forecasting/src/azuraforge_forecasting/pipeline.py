@@ -56,7 +56,14 @@ from azuraforge_learner.timeseries import (
     downsample_indices,
     forecast_metrics,
 )
-from azuraforge_pipeline import Cancelled, FieldError, Pipeline, PipelineConfig, RunContext
+from azuraforge_pipeline import (
+    Cancelled,
+    DataPath,
+    FieldError,
+    Pipeline,
+    PipelineConfig,
+    RunContext,
+)
 
 MAX_EVENT_POINTS = 300  # a live chart needs no more; keeps each event small
 MIN_SAMPLES = 20  # windows, before the split: fewer cannot train and test anything
@@ -87,11 +94,12 @@ def column_name(name: Any) -> str:
 
 def read_csv(source: str | Path | bytes | io.IOBase, what: str = "the CSV file") -> pd.DataFrame:
     """A CSV (path, bytes or open file; .gz read transparently) as a DataFrame of strings and
-    numbers, or a DataError saying why not."""
+    numbers, or a DataError saying why not. The messages name the file by its name only and
+    never quote its contents (a server shows them to the client that named the file)."""
     if isinstance(source, (str, Path)):
         path = Path(source).expanduser()
         if not path.is_file():
-            raise DataError(f"{what}: no such file: {path}")
+            raise DataError(f"{what}: no such file ({path.name})")
         source = path
     elif isinstance(source, bytes):
         source = io.BytesIO(source)
@@ -99,8 +107,13 @@ def read_csv(source: str | Path | bytes | io.IOBase, what: str = "the CSV file")
         return pd.read_csv(source)
     except pd.errors.EmptyDataError:
         raise DataError(f"{what} is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{what} is not UTF-8 text (a bad byte at offset {exc.start})") from None
+    except pd.errors.ParserError as exc:
+        # the C parser's messages give line and field counts, never cell contents
         raise DataError(f"{what} is not a readable CSV file: {exc}") from None
+    except (ValueError, OSError):
+        raise DataError(f"{what} is not a readable CSV file") from None
 
 
 def _rows(mask: pd.Series, values: pd.Series | None, limit: int = 5) -> str:
@@ -116,11 +129,14 @@ def prepare_frame(
     required: Sequence[str] = (),
     date_column: str = "date",
     what: str = "the data",
+    *,
+    quote_values: bool = True,
 ) -> pd.DataFrame:
     """Validate a table of dated rows: a 'date' column of dates, the `required` columns
     present and numeric, rows sorted by date without duplicates. Returns 'date' plus every
     numeric column (float64); columns of text (e.g. a 'weather' label) are left out.
-    Row numbers in messages count data rows from 1."""
+    Row numbers in messages count data rows from 1; offending cells are quoted only with
+    `quote_values` (rows the caller sent itself, not a file's contents)."""
     df = df.copy()
     df.columns = [column_name(c) for c in df.columns]
     date_column = column_name(date_column)
@@ -140,7 +156,7 @@ def prepare_frame(
     if dates.isna().any():
         raise DataError(
             f"{what}: column '{date_column}' has values that are not dates: "
-            f"{_rows(dates.isna(), raw_dates)}"
+            f"{_rows(dates.isna(), raw_dates if quote_values else None)}"
         )
     out = pd.DataFrame({"date": dates.dt.tz_localize(None)})
     for col in df.columns:
@@ -153,7 +169,8 @@ def prepare_frame(
         if col not in required and bad.sum() > 0.5 * max(int((~blank).sum()), 1):
             continue  # a text column (labels, tickers): not a feature
         if bad.any():
-            raise DataError(f"{what}: column {col!r} has non-numeric values: {_rows(bad, raw)}")
+            shown = _rows(bad, raw if quote_values else None)
+            raise DataError(f"{what}: column {col!r} has non-numeric values: {shown}")
         if blank.any():
             raise DataError(
                 f"{what}: column {col!r} has empty or missing cells in {_rows(blank, None)}; "
@@ -162,17 +179,20 @@ def prepare_frame(
         out[col] = values.astype(np.float64)
     duplicated = out["date"].duplicated()
     if duplicated.any():
-        raise DataError(
-            f"{what}: some dates appear twice: {_rows(duplicated, out['date'].astype(str))}"
-        )
+        shown = _rows(duplicated, out["date"].astype(str) if quote_values else None)
+        raise DataError(f"{what}: some dates appear twice: {shown}")
     return out.sort_values("date", kind="stable").reset_index(drop=True)
 
 
 def frame_from_rows(rows: Any, required: Sequence[str], what: str = "the rows") -> pd.DataFrame:
-    """Raw rows for `predict`: a list of dicts, a DataFrame, or a CSV path."""
-    if isinstance(rows, (str, Path)):
-        df = read_csv(rows, what)
-    elif isinstance(rows, pd.DataFrame):
+    """Raw rows for `predict`: a list of dicts, a DataFrame, or a CSV file as a `Path` (an
+    upload). A plain string is never taken for a file: JSON from a client cannot name one."""
+    if isinstance(rows, os.PathLike):
+        df = read_csv(Path(rows), what)
+        return prepare_frame(df, required=required, what=what, quote_values=False)
+    if isinstance(rows, str):
+        raise DataError(f"{what} must be a list of dicts (one per row); upload a CSV file instead")
+    if isinstance(rows, pd.DataFrame):
         df = rows.reset_index() if "date" not in map(column_name, rows.columns) else rows
     else:
         try:
@@ -186,11 +206,11 @@ def frame_from_rows(rows: Any, required: Sequence[str], what: str = "the rows") 
 class ForecastConfig(PipelineConfig):
     """Fields every forecaster shares; each app sets its own defaults and data fields."""
 
-    csv_path: str | None = Field(
+    csv_path: DataPath | None = Field(
         None,
         title="CSV file",
-        description="Path to your own CSV of dated rows (a 'date' column plus numeric "
-        "columns); used when the dataset is 'csv'.",
+        description="Your own CSV of dated rows (a 'date' column plus numeric columns), used "
+        "when the dataset is 'csv': an upload (`uploads/<id>.csv`) or a file in a data root.",
     )
     window: int = Field(20, ge=1, le=365, title="Window", description="Past rows the model sees.")
     model: Literal["lstm", "gru", "mlp"] = Field(
@@ -574,7 +594,8 @@ class ForecastPipeline(Pipeline):
         recipe = meta.get("recipe") or {}
         if recipe.get("pipeline") != cls.id:
             raise DataError(
-                f"{model_path} was not trained by {cls.id!r} (it says {recipe.get('pipeline')!r})"
+                f"{Path(model_path).name} was not trained by {cls.id!r} "
+                f"(it says {recipe.get('pipeline')!r})"
             )
         target, window = recipe["target"], recipe["window"]
         frame = frame_from_rows(rows, required=[target, *recipe["inputs"]])

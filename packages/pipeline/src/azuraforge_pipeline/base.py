@@ -98,8 +98,10 @@ class Pipeline(ABC):
     def predict(cls, model_path: str | os.PathLike[str], inputs: Any) -> Any:
         """Predictions of the model saved at `model_path` (an artifact of one of this
         pipeline's runs) for RAW `inputs` in the dataset's own form (price rows, weather rows,
-        0-255 images, ...). The result must be JSON-serialisable. Pipelines that save a
-        usable model override this; the default says prediction is not supported."""
+        0-255 images, ...), or a `pathlib.Path` to a file (an upload). A `str` is data, never
+        a file to open: it may come from a client. The result must be JSON-serialisable.
+        Pipelines that save a usable model override this; the default says prediction is not
+        supported."""
         raise PredictionNotSupportedError(cls.id)
 
     @classmethod

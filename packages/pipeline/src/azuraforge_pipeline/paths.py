@@ -12,7 +12,7 @@ store's own database file.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -38,11 +38,14 @@ class PathPolicy:
     `roots`: the folders a path must resolve inside (None: anywhere, for a trusted local user).
     `resolve`: validation returns the resolved absolute path (at run time) instead of the
     value as given (at submission, so stored configs and API answers keep the client's form).
+    `guard`: a last check of the resolved path (the platform's: is this upload the caller's?),
+    raising `PathNotAllowedError` to refuse it.
     """
 
     base: Path | None = None
     roots: tuple[Path, ...] | None = None
     resolve: bool = False
+    guard: Callable[[Path], None] | None = None
 
     @classmethod
     def confined(
@@ -70,6 +73,8 @@ def check_path(value: str, policy: PathPolicy) -> Path:
             f"{value!r} is outside the folders this server reads from: upload the file and "
             "use the path the upload returns, or ask an admin to add a data root"
         )
+    if policy.guard is not None:
+        policy.guard(resolved)
     return resolved
 
 

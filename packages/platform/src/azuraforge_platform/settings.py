@@ -77,6 +77,14 @@ class Settings(BaseSettings):
     upload_max_bytes: int = Field(
         default=200 * 1024 * 1024, ge=1024, description="Largest uploaded data file accepted."
     )
+    upload_quota_user_bytes: int = Field(
+        default=2 * 1024**3,
+        ge=0,
+        description="Bytes of uploads one owner may keep (uploads without an owner share one).",
+    )
+    upload_quota_total_bytes: int = Field(
+        default=20 * 1024**3, ge=0, description="Bytes all uploads together may take."
+    )
     cors_origins: list[str] = Field(
         default_factory=list,
         description="Origins allowed by CORS (JSON list); empty = CORS off (same origin only).",

@@ -25,12 +25,13 @@ from azuraforge_platform.store.models import Role
 
 TRAINER_SOURCE = '''
 import json
+import os
 import time
 
 import numpy as np
 from pydantic import Field
 
-from azuraforge_pipeline import Pipeline, PipelineConfig
+from azuraforge_pipeline import DataPath, Pipeline, PipelineConfig
 
 
 class Trainer(Pipeline):
@@ -46,7 +47,7 @@ class Trainer(Pipeline):
         lr: float = Field(0.1, gt=0, le=1, description="Learning rate")
         samples: int = Field(64, ge=2, le=10000)
         sleep: float = Field(0.0, ge=0, le=5, description="Seconds to wait per epoch")
-        csv_path: str | None = Field(None, description="Optional CSV with x,y columns")
+        csv_path: DataPath | None = Field(None, description="Optional CSV with x,y columns")
 
     def run(self, config, context):
         if config.csv_path:
@@ -74,6 +75,8 @@ class Trainer(Pipeline):
     @classmethod
     def predict(cls, model_path, inputs):
         model = json.loads(open(model_path).read())
+        if isinstance(inputs, os.PathLike):  # an uploaded file: one x per line
+            inputs = np.loadtxt(inputs, ndmin=1)
         xs = np.asarray(inputs, dtype=float)
         if xs.ndim != 1:
             raise ValueError("inputs must be a list of numbers")

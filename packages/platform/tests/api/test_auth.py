@@ -380,3 +380,31 @@ def test_cli_users_tokens_and_login(
     disabled = runner.invoke(cli, ["users", "disable", "ada"])
     assert disabled.exit_code == 0
     assert runner.invoke(cli, ["experiments", "list", "--server", live.url]).exit_code == 2
+
+
+def test_uploads_belong_to_their_owner(server: TestClient, trainer: str) -> None:
+    settings = server.app.state.services.settings  # type: ignore[attr-defined]
+    admin = bearer(add_user(settings, "admin"))
+    for name in ("ann", "ben"):
+        made = server.post(f"{API}/users", json={"username": name, "role": "member"}, headers=admin)
+        assert made.status_code == 201
+    ann, ben = bearer(add_user(settings, "ann")), bearer(add_user(settings, "ben"))
+    csv = b"x,y\n" + b"\n".join(f"{x},{2 * x + 1}".encode() for x in range(20))
+    upload = server.post(f"{API}/uploads", files={"file": ("d.csv", csv)}, headers=ann).json()
+    assert upload["owner"] == "ann" if "owner" in upload else True
+    body = {"pipeline_id": trainer, "config": {"epochs": 1, "csv_path": upload["path"]}}
+    # to another member the upload does not exist, and a config cannot name it
+    for route in (f"{API}/uploads/{upload['id']}", f"{API}/uploads/{upload['id']}/content"):
+        assert server.get(route, headers=ben).status_code == 404
+    assert server.delete(f"{API}/uploads/{upload['id']}", headers=ben).status_code == 404
+    assert upload["id"] not in str(server.get(f"{API}/uploads", headers=ben).json())
+    refused = server.post(f"{API}/experiments", json=body, headers=ben)
+    assert refused.status_code == 422
+    assert refused.json()["error"]["fields"][0]["path"] == "config.csv_path"
+    assert "not one of your uploads" in refused.json()["error"]["message"]
+    # its owner and admins use it
+    assert server.post(f"{API}/experiments", json=body, headers=ann).status_code == 201
+    assert server.get(f"{API}/uploads/{upload['id']}", headers=admin).status_code == 200
+    assert server.delete(f"{API}/uploads/{upload['id']}", headers=ann).status_code == 204
+    actions = server.get(f"{API}/audit", params={"actor": "ann"}, headers=admin).json()["items"]
+    assert [e["action"] for e in actions] == ["upload.delete"]

@@ -155,15 +155,17 @@ def test_uploaded_csv_feeds_a_run(live: LiveServer, trainer: str, tmp_path: Path
     csv.write_text("x,y\n" + "\n".join(f"{x / 10},{2 * x / 10 + 1}" for x in range(-10, 11)))
     af = AzuraForgeClient(live.url)
     upload = af.upload(csv)
-    stored = Path(upload.path)
-    assert stored.parent == live.settings.upload_dir and stored.name == upload.id
-    assert stored.read_text() == csv.read_text() and upload.kind == "table"
+    # the answer names it the way a config does, relative to the data folder
+    assert upload.path == f"uploads/{upload.id}" and upload.kind == "table"
+    stored = live.settings.upload_dir / upload.id
+    assert stored.read_text() == csv.read_text()
     with httpx.Client(headers=live.headers) as raw:
         evil = raw.post(
             f"{live.url}/api/v1/uploads",
             files={"file": ("../../evil.csv", b"x,y\n1,2\n")},
         )
-    assert evil.status_code == 201 and Path(evil.json()["path"]).parent == stored.parent
+    assert evil.status_code == 201 and evil.json()["path"] == f"uploads/{evil.json()['id']}"
+    assert (live.settings.upload_dir / evil.json()["id"]).is_file()
     exp = af.create_experiment(trainer, {"epochs": 200, "csv_path": upload.path, "lr": 0.3})
     done = af.wait(exp.id, progress=False, timeout=120)
     assert done.status.value == "succeeded", done.error

@@ -1,4 +1,5 @@
-"""Annotated dependencies the routes declare (`ServicesDep`, `StoreDep`, `ExperimentDep`)."""
+"""Annotated dependencies the routes declare (`ServicesDep`, `StoreDep`, `ExperimentDep`, ...);
+the caller's identity is `api.security.PrincipalDep`."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from azuraforge_platform.store import (
     ExperimentRecord,
     ExperimentStore,
     ModelRegistry,
+    UploadStore,
 )
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "ServicesDep",
     "SettingsDep",
     "StoreDep",
+    "UploadsDep",
     "experiment_or_404",
     "get_services",
 ]
@@ -55,10 +58,16 @@ def _models(services: ServicesDep) -> ModelRegistry:
     return services.models
 
 
+def _uploads(services: ServicesDep) -> UploadStore:
+    return services.uploads
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 StoreDep = Annotated[ExperimentStore, Depends(_store)]
 EventsDep = Annotated[EventService, Depends(_events)]
 ModelsDep = Annotated[ModelRegistry, Depends(_models)]
+UploadsDep = Annotated[UploadStore, Depends(_uploads)]
+
 
 ExperimentId = Annotated[
     str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$", description="Experiment id")

@@ -53,6 +53,7 @@ __all__ = [
     "PredictRequest",
     "PredictResponse",
     "ServiceHealth",
+    "UploadList",
     "UploadPublic",
     "WorkerHealth",
 ]
@@ -279,7 +280,9 @@ class PredictRequest(Schema):
         "objects), images (lists of 0-255 pixel rows), ...",
     )
     upload_id: str | None = Field(
-        default=None, max_length=64, description="Instead of `inputs`: an uploaded data file."
+        default=None,
+        max_length=64,
+        description="Instead of `inputs`: an uploaded data file (`inputs` never names a file).",
     )
 
 
@@ -292,11 +295,21 @@ class PredictResponse(Schema):
 # -- uploads --------------------------------------------------------------------------------
 class UploadPublic(Schema):
     id: str = Field(description="Server-generated; reference it from a config or predict.")
-    path: str = Field(description="Server-side path to put in a pipeline config (`csv_path`).")
+    path: str = Field(
+        description="What a pipeline config names it by (`csv_path`, `data_path`): "
+        "`uploads/<id>`, relative to the server's data folder."
+    )
     filename: str = Field(description="The client's file name, for display only.")
     size: int
     sha256: str
     kind: str
+    created_at: datetime | None = None
+
+
+class UploadList(Schema):
+    items: list[UploadPublic] = Field(description="The caller's uploads, newest first.")
+    used_bytes: int = Field(description="Bytes the caller's uploads take.")
+    quota_bytes: int = Field(description="Bytes the caller may keep.")
 
 
 # -- authentication -------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""What the API process holds while it runs: store, events, pipelines, job dispatch."""
+"""What the API process holds while it runs: store, events, uploads, pipelines, job dispatch."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from azuraforge_platform.accounts import Accounts
 from azuraforge_platform.api.live import LiveHub
 from azuraforge_platform.events import EventService, make_bus
 from azuraforge_platform.settings import Settings
-from azuraforge_platform.store import ExperimentStore, ModelRegistry, make_engine
+from azuraforge_platform.store import ExperimentStore, ModelRegistry, UploadStore, make_engine
 from azuraforge_platform.store.accounts import AccountStore
 
 __all__ = ["Dispatcher", "Services"]
@@ -40,6 +40,7 @@ class Services:
     events: EventService
     models: ModelRegistry
     accounts: Accounts
+    uploads: UploadStore
     hub: LiveHub
     dispatcher: Dispatcher
     mode: str  # "embedded" or "distributed"
@@ -85,6 +86,7 @@ class Services:
             events=events,
             models=ModelRegistry(store),
             accounts=Accounts(AccountStore(store), settings),
+            uploads=UploadStore(store),
             hub=LiveHub(events),
             dispatcher=dispatcher,
             mode=mode,

@@ -163,7 +163,7 @@ def predict_command(
             data_file = Path(inputs)
             if not data_file.is_file():
                 fail(f"{inputs!r} is neither JSON nor an existing file", EXIT_USAGE)
-            value = str(data_file.resolve())
+            value = data_file.resolve()  # a Path: pipelines take files only as paths
     if server:
         client = _client(server, token)
         if data_file is not None:

@@ -26,7 +26,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from azuraforge_pipeline import ConfigError, Pipeline, PipelineRegistry, discover
+from azuraforge_pipeline import ConfigError, PathPolicy, Pipeline, PipelineRegistry, discover
 from azuraforge_platform.cli.common import (
     EXIT_CANCELLED,
     EXIT_FAILED,
@@ -40,6 +40,7 @@ from azuraforge_platform.cli.common import (
 )
 from azuraforge_platform.events import EventService, InProcessEventBus, make_bus
 from azuraforge_platform.execution import run_experiment
+from azuraforge_platform.paths import run_path_policy
 from azuraforge_platform.settings import Settings
 from azuraforge_platform.store import (
     EventRecord,
@@ -53,6 +54,9 @@ __all__ = ["build_config", "parse_set", "register"]
 
 S = ExperimentStatus
 FINAL = {S.succeeded, S.failed, S.cancelled}
+# The machine's own user may name any file of theirs (unlike an API client). Relative names
+# are taken from the working directory and stored absolute, so a queued run finds them too.
+LOCAL_PATHS = PathPolicy(resolve=True)
 
 
 # -- config from a file and --set ---------------------------------------------------------
@@ -105,7 +109,7 @@ def build_config(
     """The validated config (all fields, JSON values): file, then --set on top.
 
     A --set value that parsed as JSON but the field wants text (`--set name=123`) is retried
-    as the text the user typed, so quoting is never needed.
+    as the text the user typed, so quoting is never needed. Data paths come back absolute.
     """
     config = _read_config_file(config_file) if config_file is not None else {}
     raw_by_path: dict[str, str] = {}
@@ -114,14 +118,14 @@ def build_config(
         _assign(config, path, value)
         raw_by_path[".".join(path)] = raw
     try:
-        validated = pipeline.validate_config(config)
+        validated = pipeline.validate_config(config, path_policy=LOCAL_PATHS)
     except ConfigError as exc:
         retry = [p for p, msg in exc.errors if p in raw_by_path and "valid string" in msg]
         if not retry:
             raise
         for dotted in retry:
             _assign(config, dotted.split("."), raw_by_path[dotted])
-        validated = pipeline.validate_config(config)
+        validated = pipeline.validate_config(config, path_policy=LOCAL_PATHS)
     return validated.model_dump(mode="json")
 
 
@@ -309,6 +313,7 @@ def run_command(
                 registry=registry,
                 worker=worker,
                 heartbeat_seconds=min(settings.heartbeat_seconds, 1.0),
+                path_policy=run_path_policy(settings),
             )
         except BaseException as exc:  # reported below; the thread must not die silently
             outcome["error"] = exc

@@ -17,6 +17,7 @@ from typing import Any
 from azuraforge_platform.events import EventBus, EventService, InProcessEventBus, make_bus
 from azuraforge_platform.execution.recovery import reap_lost_runs, recover_run
 from azuraforge_platform.execution.runner import run_experiment
+from azuraforge_platform.paths import run_path_policy
 from azuraforge_platform.settings import Settings
 from azuraforge_platform.store import EventRecord, ExperimentStatus, ExperimentStore
 
@@ -62,6 +63,7 @@ def _child_main(settings: Settings, experiment_id: str, worker: str, relay: Any 
             EventService(store, bus),
             worker=worker,
             heartbeat_seconds=settings.heartbeat_seconds,
+            path_policy=run_path_policy(settings),
         )
     finally:
         bus.close()

@@ -19,6 +19,7 @@ from typing import Any
 from azuraforge_pipeline import (
     Cancelled,
     ConfigError,
+    PathPolicy,
     Pipeline,
     PipelineRegistry,
     RunContext,
@@ -27,6 +28,7 @@ from azuraforge_pipeline import (
 )
 from azuraforge_platform.events import EventService
 from azuraforge_platform.execution.reporter import StoreReporter
+from azuraforge_platform.paths import redact_paths
 from azuraforge_platform.store import (
     ExperimentRecord,
     ExperimentStatus,
@@ -110,10 +112,16 @@ def run_experiment(
     registry: PipelineRegistry | None = None,
     worker: str | None = None,
     heartbeat_seconds: float = 5.0,
+    path_policy: PathPolicy | None = None,
 ) -> ExperimentRecord:
     """Claim the experiment, run its pipeline with a context wired to the store and the bus,
-    and record the outcome: succeeded (summary), failed (error + traceback) or cancelled."""
+    and record the outcome: succeeded (summary), failed (error + traceback) or cancelled.
+
+    `path_policy` (the platform's `run_path_policy`) resolves the config's data paths, e.g. a
+    client's `uploads/<id>.csv` against the data folder. The error and traceback are stored
+    without absolute server paths (clients read them); the worker's log keeps them whole."""
     store = events.store
+    base = path_policy.base if path_policy is not None else None
     worker = worker or default_worker_name()
     record = store.claim(experiment_id, worker)
     if record is None:
@@ -125,6 +133,9 @@ def run_experiment(
     )
 
     def finish(status: S, **fields: Any) -> ExperimentRecord:
+        for key in ("error", "traceback"):
+            if fields.get(key):
+                fields[key] = redact_paths(fields[key], base)
         try:
             final = store.transition(experiment_id, status, worker=worker, **fields)
         except InvalidTransitionError:
@@ -143,10 +154,11 @@ def run_experiment(
     try:
         try:
             pipeline_cls = _load_pipeline(record.pipeline_id, registry)
-            config = pipeline_cls.validate_config(record.config)
+            config = pipeline_cls.validate_config(record.config, path_policy=path_policy)
         except (UnknownPipelineError, ConfigError) as exc:
             return finish(S.failed, error=str(exc))
         except PluginImportError as exc:
+            log.warning("experiment %s: %s\n%s", experiment_id, exc, exc.traceback)
             return finish(S.failed, error=str(exc), traceback=exc.traceback)
         artifact_dir = store.artifact_dir(experiment_id)
         context = RunContext(
@@ -168,6 +180,7 @@ def run_experiment(
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             trace = traceback.format_exc()
+            log.info("experiment %s failed: %s", experiment_id, error, exc_info=True)
             return _finish_after(
                 reporter, heartbeat, lambda: finish(S.failed, error=error, traceback=trace)
             )

@@ -1,4 +1,4 @@
-"""The experiment store: experiments, metrics, logs, events and artifacts in SQL."""
+"""The experiment store: experiments, metrics, logs, events, artifacts and uploads in SQL."""
 
 from azuraforge_platform.store.engine import make_engine, normalize_url
 from azuraforge_platform.store.migrate import (
@@ -29,6 +29,7 @@ from azuraforge_platform.store.repository import (
     Page,
     StoreError,
 )
+from azuraforge_platform.store.uploads import UploadQuotaError, UploadRecord, UploadStore
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
@@ -49,6 +50,9 @@ __all__ = [
     "ModelRegistry",
     "Page",
     "StoreError",
+    "UploadQuotaError",
+    "UploadRecord",
+    "UploadStore",
     "current_revision",
     "ensure_schema",
     "head_revision",

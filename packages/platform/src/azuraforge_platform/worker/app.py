@@ -39,6 +39,7 @@ from azuraforge_platform.jobqueue import (
     CeleryDispatcher,
     make_celery,
 )
+from azuraforge_platform.paths import run_path_policy
 from azuraforge_platform.settings import get_settings
 from azuraforge_platform.store import ExperimentNotFoundError, ExperimentStatus, ExperimentStore
 from azuraforge_platform.store.engine import make_engine
@@ -79,7 +80,11 @@ def run_experiment_task(self: Any, experiment_id: str) -> str:
         # (the cancel is then cooperative only). `azuraforge worker` uses the threads pool.
         log.warning("pool process is daemonic; running %s in-process", experiment_id)
         return run_experiment(
-            experiment_id, events, worker=worker, heartbeat_seconds=settings.heartbeat_seconds
+            experiment_id,
+            events,
+            worker=worker,
+            heartbeat_seconds=settings.heartbeat_seconds,
+            path_policy=run_path_policy(settings),
         ).status.value
     SupervisedRun(settings, experiment_id, worker).start().wait(
         events, settings.cancel_grace_seconds

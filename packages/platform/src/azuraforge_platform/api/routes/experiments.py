@@ -28,6 +28,7 @@ from azuraforge_platform.api.deps import (
 )
 from azuraforge_platform.api.errors import ApiError, responses
 from azuraforge_platform.api.metric_series import metric_series_json
+from azuraforge_platform.api.routes.uploads import upload_guard
 from azuraforge_platform.api.schemas import (
     ArtifactList,
     ArtifactPublic,
@@ -43,6 +44,7 @@ from azuraforge_platform.api.schemas import (
 )
 from azuraforge_platform.api.security import PrincipalDep, audit
 from azuraforge_platform.api.services import Services
+from azuraforge_platform.paths import client_path_policy
 from azuraforge_platform.store import (
     ExperimentRecord,
     ExperimentStatus,
@@ -73,7 +75,7 @@ def _public(record: ExperimentRecord) -> ExperimentPublic:
 
 
 def _validated_config(
-    services: Services, pipeline_id: str, config: Mapping[str, Any]
+    services: Services, pipeline_id: str, config: Mapping[str, Any], principal: Principal
 ) -> tuple[dict[str, Any], str]:
     registry = services.pipelines()
     try:
@@ -81,7 +83,11 @@ def _validated_config(
     except UnknownPipelineError as exc:
         raise ApiError(404, str(exc), code="unknown_pipeline") from None
     try:
-        validated = cls.validate_config(config)
+        # data paths must name one of the caller's uploads or a file in a data root (kept as
+        # the client wrote them)
+        guard = upload_guard(services.settings, services.uploads, principal)
+        policy = client_path_policy(services.settings, guard)
+        validated = cls.validate_config(config, path_policy=policy)
     except ConfigError as exc:
         fields = [(f"config.{p}" if p else "config", m) for p, m in exc.errors]
         raise ApiError(422, str(exc), code="invalid_config", fields=fields) from None
@@ -96,10 +102,10 @@ def _create(
     name: str | None,
     tags: list[str],
     max_attempts: int | None,
-    owner: str,
+    principal: Principal,
     parent_id: str | None = None,
 ) -> ExperimentRecord:
-    clean, version = _validated_config(services, pipeline_id, config)
+    clean, version = _validated_config(services, pipeline_id, config, principal)
     record = services.store.create(
         pipeline_id=pipeline_id,
         config=clean,
@@ -108,7 +114,7 @@ def _create(
         tags=tags,
         parent_id=parent_id,
         max_attempts=max_attempts or services.settings.max_attempts,
-        owner=owner,
+        owner=principal.username,
     )
     try:
         services.dispatcher.submit(record.id)
@@ -139,7 +145,7 @@ async def create_experiment(
             name=body.name,
             tags=body.tags,
             max_attempts=body.max_attempts,
-            owner=principal.username,
+            principal=principal,
         )
     )
     return _public(record)
@@ -461,7 +467,7 @@ async def rerun_experiment(
             name=name,
             tags=experiment.tags if body.tags is None else body.tags,
             max_attempts=experiment.max_attempts,
-            owner=principal.username,
+            principal=principal,
             parent_id=experiment.id,
         )
     )

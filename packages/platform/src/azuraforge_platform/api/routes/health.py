@@ -16,6 +16,7 @@ from azuraforge_platform.api.errors import ApiError
 from azuraforge_platform.api.schemas import Health, ServiceHealth, WorkerHealth
 from azuraforge_platform.api.security import current_principal
 from azuraforge_platform.api.services import Services
+from azuraforge_platform.paths import redact_paths
 from azuraforge_platform.store import current_revision
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -31,8 +32,9 @@ def _database(services: Services) -> ServiceHealth:
         return ServiceHealth(
             ok=True, kind=store.dialect, detail=f"schema {current_revision(store.engine)}"
         )
-    except Exception as exc:
-        return ServiceHealth(ok=False, kind=store.dialect, detail=f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # e.g. SQLite's file: the answer names no server path
+        detail = redact_paths(f"{type(exc).__name__}: {exc}")
+        return ServiceHealth(ok=False, kind=store.dialect, detail=detail)
 
 
 def _celery_workers(services: Services) -> list[str]:

@@ -12,7 +12,7 @@ from azuraforge_pipeline import PredictionNotSupportedError, UnknownPipelineErro
 from azuraforge_platform.api.deps import ModelsDep, ServicesDep
 from azuraforge_platform.api.errors import ApiError, responses
 from azuraforge_platform.api.routes.experiments import artifact_file
-from azuraforge_platform.api.routes.uploads import upload_path
+from azuraforge_platform.api.routes.uploads import upload_file
 from azuraforge_platform.api.schemas import (
     ModelCreate,
     ModelList,
@@ -21,6 +21,7 @@ from azuraforge_platform.api.schemas import (
     PredictResponse,
 )
 from azuraforge_platform.api.security import PrincipalDep, audit
+from azuraforge_platform.paths import redact_paths
 from azuraforge_platform.store import (
     ExperimentNotFoundError,
     ExperimentStatus,
@@ -143,7 +144,9 @@ async def delete_model(
     responses=responses(400, 404, 422),
     summary="Predict with a registered model from RAW inputs",
 )
-async def predict(name: ModelName, body: PredictRequest, services: ServicesDep) -> PredictResponse:
+async def predict(
+    name: ModelName, body: PredictRequest, services: ServicesDep, principal: PrincipalDep
+) -> PredictResponse:
     def run() -> PredictResponse:
         record = _get(services.models, name)
         try:
@@ -163,14 +166,16 @@ async def predict(name: ModelName, body: PredictRequest, services: ServicesDep) 
             )
         inputs: Any = body.inputs
         if body.upload_id is not None:
-            inputs = str(upload_path(services.settings, body.upload_id))
+            # a Path: pipelines read files only from one (a JSON string is data, never a file)
+            inputs = upload_file(services.settings, services.uploads, body.upload_id, principal)
         try:
             result = cls.predict(model_path, inputs)
         except PredictionNotSupportedError as exc:
             raise ApiError(400, str(exc), code="prediction_not_supported") from None
         except (ValueError, TypeError, KeyError, IndexError, LookupError) as exc:
+            reason = redact_paths(str(exc), services.settings.data_dir.resolve())
             raise ApiError(
-                422, f"the inputs do not suit model {name!r}: {exc}", code="bad_inputs"
+                422, f"the inputs do not suit model {name!r}: {reason}", code="bad_inputs"
             ) from None
         try:
             predictions = json_safe(result)

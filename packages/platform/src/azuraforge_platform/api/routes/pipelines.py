@@ -16,6 +16,7 @@ from azuraforge_platform.api.schemas import (
     PipelineLoadError,
     PipelineSummary,
 )
+from azuraforge_platform.paths import redact_paths
 
 router = APIRouter(prefix="/pipelines", tags=["pipelines"])
 
@@ -33,7 +34,8 @@ async def list_pipelines(
     return PipelineList(
         items=[PipelineSummary.model_validate(a.to_dict()) for a in applications(registry)],
         load_errors=[
-            PipelineLoadError(name=e.name, distribution=e.distribution, error=e.error)
+            # an import error names the plugin's files by absolute path; the log keeps them
+            PipelineLoadError(name=e.name, distribution=e.distribution, error=redact_paths(e.error))
             for e in registry.errors
         ],
     )
