@@ -304,6 +304,7 @@ class UploadPublic(Schema):
     sha256: str
     kind: str
     created_at: datetime | None = None
+    owner: str | None = Field(default=None, description="The username that uploaded it.")
 
 
 class UploadList(Schema):

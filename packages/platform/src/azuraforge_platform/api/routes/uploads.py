@@ -74,6 +74,7 @@ def _public(record: UploadRecord) -> UploadPublic:
         sha256=record.sha256,
         kind=record.kind,
         created_at=record.created_at,
+        owner=record.owner,
     )
 
 
