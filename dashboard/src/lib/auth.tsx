@@ -35,7 +35,7 @@ export interface Permissions {
   /** Cancel or delete an experiment (or model) with this owner. */
   canManage: (owner: string | null | undefined) => boolean
   /** Why not, when !canManage(owner). */
-  manageReason: (owner: string | null | undefined, what?: string) => string | null
+  manageReason: (owner: string | null | undefined, what?: string, verb?: string) => string | null
 }
 
 export function permissionsFor(me: Me | null): Permissions {
@@ -50,12 +50,12 @@ export function permissionsFor(me: Me | null): Permissions {
     canRun,
     runReason,
     canManage,
-    manageReason: (owner, what = 'this') => {
+    manageReason: (owner, what = 'this', verb = 'cancel or delete') => {
       if (canManage(owner)) return null
       if (!canRun) return runReason
       return owner
-        ? `Only its owner (${owner}) or an admin can cancel or delete ${what}.`
-        : `Only an admin can cancel or delete ${what} (it has no owner).`
+        ? `Only its owner (${owner}) or an admin can ${verb} ${what}.`
+        : `Only an admin can ${verb} ${what} (it has no owner).`
     },
   }
 }
