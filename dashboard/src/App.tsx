@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useMemo, useState, useSyncExternalStore, type ReactNode } from 'react'
+import { lazy, Suspense, useCallback, useEffect, useMemo, useState, useSyncExternalStore, type ReactNode } from 'react'
 import { NavLink, Navigate, Route, Routes } from 'react-router'
 import { api, ApiError } from './api/client'
 import { isLoginRequired, loginSucceeded, subscribeLogin } from './api/session'
@@ -7,7 +7,6 @@ import { ErrorBanner, Spinner, ThemeContext } from './components/common'
 import { UserMenu } from './components/UserMenu'
 import { AuthContext, OPEN_ACCESS, useAuth, type AuthInfo } from './lib/auth'
 import { useAsync, useInterval, useTheme } from './lib/hooks'
-import { AuditPage } from './pages/AuditPage'
 import { ComparePage } from './pages/ComparePage'
 import { ExperimentDetailPage } from './pages/ExperimentDetailPage'
 import { ExperimentsPage } from './pages/ExperimentsPage'
@@ -15,8 +14,11 @@ import { LaunchPage } from './pages/LaunchPage'
 import { LoginPage } from './pages/LoginPage'
 import { ModelsPage } from './pages/ModelsPage'
 import { PipelinesPage } from './pages/PipelinesPage'
-import { TokensPage } from './pages/TokensPage'
-import { UsersPage } from './pages/UsersPage'
+
+// account and admin pages: seldom opened, so loaded on demand
+const TokensPage = lazy(() => import('./pages/TokensPage').then((m) => ({ default: m.TokensPage })))
+const UsersPage = lazy(() => import('./pages/UsersPage').then((m) => ({ default: m.UsersPage })))
+const AuditPage = lazy(() => import('./pages/AuditPage').then((m) => ({ default: m.AuditPage })))
 
 function HealthBanner() {
   const [tick, setTick] = useState(0)
@@ -169,43 +171,45 @@ function Shell({ toggle, logoutError }: { toggle: ReactNode; logoutError: unknow
         </div>
       )}
       <main id="main">
-        <Routes>
-          <Route path="/" element={<Navigate to="/pipelines" replace />} />
-          <Route path="/pipelines" element={<PipelinesPage />} />
-          <Route path="/pipelines/:pipelineId" element={<LaunchPage />} />
-          <Route path="/experiments" element={<ExperimentsPage />} />
-          <Route path="/experiments/:experimentId" element={<ExperimentDetailPage />} />
-          <Route path="/compare" element={<ComparePage />} />
-          <Route path="/models" element={<ModelsPage />} />
-          <Route path="/tokens" element={<TokensPage />} />
-          <Route
-            path="/users"
-            element={
-              <AdminOnly>
-                <UsersPage />
-              </AdminOnly>
-            }
-          />
-          <Route
-            path="/audit"
-            element={
-              <AdminOnly>
-                <AuditPage />
-              </AdminOnly>
-            }
-          />
-          <Route
-            path="*"
-            element={
-              <div className="page">
-                <h1>Not found</h1>
-                <p>
-                  No page here. <NavLink to="/pipelines">Go to the pipelines</NavLink>.
-                </p>
-              </div>
-            }
-          />
-        </Routes>
+        <Suspense fallback={<Spinner />}>
+          <Routes>
+            <Route path="/" element={<Navigate to="/pipelines" replace />} />
+            <Route path="/pipelines" element={<PipelinesPage />} />
+            <Route path="/pipelines/:pipelineId" element={<LaunchPage />} />
+            <Route path="/experiments" element={<ExperimentsPage />} />
+            <Route path="/experiments/:experimentId" element={<ExperimentDetailPage />} />
+            <Route path="/compare" element={<ComparePage />} />
+            <Route path="/models" element={<ModelsPage />} />
+            <Route path="/tokens" element={<TokensPage />} />
+            <Route
+              path="/users"
+              element={
+                <AdminOnly>
+                  <UsersPage />
+                </AdminOnly>
+              }
+            />
+            <Route
+              path="/audit"
+              element={
+                <AdminOnly>
+                  <AuditPage />
+                </AdminOnly>
+              }
+            />
+            <Route
+              path="*"
+              element={
+                <div className="page">
+                  <h1>Not found</h1>
+                  <p>
+                    No page here. <NavLink to="/pipelines">Go to the pipelines</NavLink>.
+                  </p>
+                </div>
+              }
+            />
+          </Routes>
+        </Suspense>
       </main>
     </>
   )
