@@ -61,9 +61,9 @@ export function ModelsPage() {
                     </td>
                     <td>{m.owner ?? <span className="muted">—</span>}</td>
                     <td>{formatDate(m.created_at ?? null)}</td>
-                    <td className="actions">
+                    <td>
                       {perms.canRun && (
-                        <>
+                        <div className="actions">
                           <button type="button" className="btn btn-small" onClick={() => setChosen(m)} data-testid={`predict-${m.name}`}>
                             Predict…
                           </button>
@@ -87,7 +87,7 @@ export function ModelsPage() {
                           >
                             Delete
                           </button>
-                        </>
+                        </div>
                       )}
                     </td>
                   </tr>

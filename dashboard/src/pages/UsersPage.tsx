@@ -140,25 +140,27 @@ export function UsersPage() {
                     </td>
                     <td className="nowrap">{formatDate(u.created_at)}</td>
                     <td className="nowrap">{u.last_login_at ? formatDate(u.last_login_at) : 'never'}</td>
-                    <td className="actions">
-                      <button
-                        type="button"
-                        className={`btn btn-small ${u.disabled ? '' : 'btn-danger-outline'}`}
-                        data-testid={`toggle-${u.username}`}
-                        disabled={busy}
-                        onClick={() =>
-                          void change(
-                            u,
-                            { disabled: !u.disabled },
-                            u.disabled ? undefined : `Disable ${u.username}? They can no longer sign in or use their tokens.`,
-                          )
-                        }
-                      >
-                        {u.disabled ? 'Enable' : 'Disable'}
-                      </button>
-                      <button type="button" className="btn btn-small" data-testid={`reset-${u.username}`} disabled={busy} onClick={() => setResetting(u)}>
-                        Reset password…
-                      </button>
+                    <td>
+                      <div className="actions">
+                        <button
+                          type="button"
+                          className={`btn btn-small ${u.disabled ? '' : 'btn-danger-outline'}`}
+                          data-testid={`toggle-${u.username}`}
+                          disabled={busy}
+                          onClick={() =>
+                            void change(
+                              u,
+                              { disabled: !u.disabled },
+                              u.disabled ? undefined : `Disable ${u.username}? They can no longer sign in or use their tokens.`,
+                            )
+                          }
+                        >
+                          {u.disabled ? 'Enable' : 'Disable'}
+                        </button>
+                        <button type="button" className="btn btn-small" data-testid={`reset-${u.username}`} disabled={busy} onClick={() => setResetting(u)}>
+                          Reset password…
+                        </button>
+                      </div>
                     </td>
                   </tr>
                 )
