@@ -142,6 +142,21 @@ describe('login', () => {
     expect(posts[1].body).toMatchObject({ name: 'late night run', pipeline_id: 'image_classifier' })
   })
 
+  it("someone else signing in does not replay the last user's request, and starts afresh", async () => {
+    const server = fakeServer(USERS, ME.member)
+    const user = userEvent.setup()
+    renderApp('/pipelines/image_classifier')
+    await user.type(await screen.findByTestId('exp-name'), 'max only')
+    server.user = null
+    await user.click(screen.getByTestId('submit'))
+    await screen.findByTestId('login-page')
+    await signIn(user, 'ada', 'battery-staple')
+    expect(await screen.findByTestId('user-name')).toHaveTextContent(/^ada$/)
+    await waitFor(() => expect(screen.getByTestId('exp-name')).toHaveValue(''))
+    expect(screen.getByTestId('location')).toHaveTextContent(/^\/pipelines\/image_classifier$/)
+    expect(server.calls.filter((c) => c.method === 'POST' && c.url === '/api/v1/experiments')).toHaveLength(1)
+  })
+
   it('too many failures: says how long to wait and holds the button', async () => {
     const server = fakeServer(USERS)
     server.failures = 3

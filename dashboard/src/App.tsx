@@ -89,10 +89,12 @@ export function App() {
 
   const onLoggedIn = useCallback(
     (user: User) => {
-      if (me && me.username !== user.username) setGeneration((g) => g + 1)
+      // first sign-in, or the same user again: the waiting requests go out again
+      const sameUser = !me || me.username === user.username
+      if (!sameUser) setGeneration((g) => g + 1)
       setMe({ ...user, auth: 'session' })
       setSignedOut(false)
-      loginSucceeded()
+      loginSucceeded(sameUser)
     },
     [me],
   )

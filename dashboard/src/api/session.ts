@@ -5,8 +5,13 @@
 
 type Listener = () => void
 
+interface Waiter {
+  resume: () => void
+  drop: () => void
+}
+
 let required = false
-let waiters: (() => void)[] = []
+let waiters: Waiter[] = []
 const listeners = new Set<Listener>()
 
 function notify(): void {
@@ -44,26 +49,36 @@ export function waitForLogin(signal?: AbortSignal): Promise<void> {
       reject(new DOMException('aborted', 'AbortError'))
       return
     }
-    const done = () => {
-      signal?.removeEventListener('abort', onAbort)
-      resolve()
+    const waiter: Waiter = {
+      resume: () => {
+        signal?.removeEventListener('abort', onAbort)
+        resolve()
+      },
+      drop: () => {
+        signal?.removeEventListener('abort', onAbort)
+        reject(new DOMException('signed in as someone else: not sent again', 'AbortError'))
+      },
     }
     const onAbort = () => {
-      waiters = waiters.filter((w) => w !== done)
+      waiters = waiters.filter((w) => w !== waiter)
       reject(new DOMException('aborted', 'AbortError'))
     }
     signal?.addEventListener('abort', onAbort, { once: true })
-    waiters.push(done)
+    waiters.push(waiter)
   })
 }
 
-/** A login succeeded: hide the login page and let the waiting requests run again. */
-export function loginSucceeded(): void {
+/**
+ * A login succeeded: hide the login page and let the waiting requests run again; with
+ * `sameUser` false (someone else signed in) they are dropped instead, so nothing the last user
+ * asked for (a delete, a launch) runs under the new user's name.
+ */
+export function loginSucceeded(sameUser = true): void {
   const pending = waiters
   waiters = []
   required = false
   notify()
-  pending.forEach((w) => w())
+  pending.forEach((w) => (sameUser ? w.resume() : w.drop()))
 }
 
 /** Back to the start (tests). */
