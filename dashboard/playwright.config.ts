@@ -1,7 +1,9 @@
 import { defineConfig } from '@playwright/test'
+import { STORAGE_STATE } from './e2e/auth'
 
 // End-to-end tests against a real `azuraforge up` (started by e2e/global-setup.ts on a free
-// port with a temporary data folder) in Debian's Chromium; never a downloaded browser.
+// port with a temporary data folder) in Debian's Chromium; never a downloaded browser. Every
+// test starts signed in as the admin global setup created (its saved session cookie).
 export default defineConfig({
   testDir: './e2e',
   testMatch: '*.spec.ts',
@@ -15,6 +17,7 @@ export default defineConfig({
   outputDir: './test-results',
   use: {
     viewport: { width: 1280, height: 900 },
+    storageState: STORAGE_STATE,
     launchOptions: {
       executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
       args: [

@@ -9,7 +9,9 @@ export default defineConfig({
   plugins: [react()],
   server: {
     proxy: {
-      '/api': { target: apiTarget, changeOrigin: true, ws: true },
+      // Host passes through unchanged: the API refuses state-changing requests (and sockets)
+      // whose Origin does not match the Host, and the browser's Origin is this dev server.
+      '/api': { target: apiTarget, changeOrigin: false, ws: true },
     },
   },
   build: {

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { expect, test } from '@playwright/test'
-import { BASE, createExperiment, shot } from './helpers'
+import { BASE, createExperiment, E2E_USER, shot } from './helpers'
 
 const results: Record<string, number | string> = {}
 
@@ -16,7 +16,7 @@ test.afterAll(() => {
 
 test('speed: 10,000 experiments, a 100,000-point chart, live latency', async ({ page }) => {
   const db = join(process.env.E2E_DATA_DIR as string, 'azuraforge.db')
-  const longId = execFileSync('python3', ['e2e/seed.py', db, '10000', '100000'], { encoding: 'utf8' }).trim()
+  const longId = execFileSync('python3', ['e2e/seed.py', db, '10000', '100000', E2E_USER()], { encoding: 'utf8' }).trim()
 
   // Record when elements first appear, in ms since navigation start.
   await page.addInitScript(() => {

@@ -1,5 +1,8 @@
 """Seed the e2e server's SQLite store for the speed measurements: N finished experiments and one
-with a long metric history. Standard library only; it writes rows the way the store does."""
+with a long metric history. Standard library only; it writes rows the way the store does.
+
+Usage: seed.py DB COUNT POINTS [OWNER] -- OWNER (a username) goes into the `owner` column where
+the schema has one (stores from before authentication have none)."""
 
 from __future__ import annotations
 
@@ -13,7 +16,9 @@ from datetime import UTC, datetime, timedelta
 
 def main() -> None:
     db, count, points = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    owner = sys.argv[4] if len(sys.argv) > 4 else None
     conn = sqlite3.connect(db, timeout=30)
+    has_owner = any(row[1] == "owner" for row in conn.execute("PRAGMA table_info(experiments)"))
     start = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=30)
     fmt = "%Y-%m-%d %H:%M:%S.%f"
     pipelines = ["image_classifier", "weather_forecaster", "stock_predictor"]
@@ -36,6 +41,10 @@ def main() -> None:
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             rows,
         )
+        if has_owner:
+            conn.executemany(
+                "UPDATE experiments SET owner = ? WHERE id = ?", [(owner, r[0]) for r in rows]
+            )
         conn.executemany(
             "INSERT INTO experiment_tags (experiment_id, tag) VALUES (?, ?)",
             [(r[0], "seeded") for r in rows],
@@ -60,6 +69,8 @@ def main() -> None:
                 for s in range(1, points + 1)
             ),
         )  # fmt: skip
+        if has_owner:
+            conn.execute("UPDATE experiments SET owner = ? WHERE id = ?", (owner, long_id))
     print(long_id)
 
 

@@ -1,10 +1,12 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { fakeFetch } from '../test/fixtures'
-import { api, ApiError, experimentQueryParams, normaliseFieldPath, normaliseMetrics, parseErrorBody } from './client'
+import { fakeFetch, UNAUTHENTICATED } from '../test/fixtures'
+import { api, ApiError, experimentQueryParams, normaliseFieldPath, normaliseMetrics, parseErrorBody, parseRetryAfter } from './client'
+import { isLoginRequired, loginSucceeded, resetSession } from './session'
 
 const realFetch = globalThis.fetch
 afterEach(() => {
   globalThis.fetch = realFetch
+  resetSession()
 })
 
 describe('errors', () => {
@@ -88,5 +90,58 @@ describe('responses', () => {
     const created = await api.rerun('old', { pipeline_id: 'p', config: { epochs: 2 }, name: 'n', tags: ['t'] })
     expect(calls[0]).toEqual({ method: 'POST', url: '/api/v1/experiments/old/rerun', body: { config: { epochs: 2 }, name: 'n', tags: ['t'] } })
     expect(created.id).toBe('new')
+  })
+})
+
+describe('authentication', () => {
+  it('sends same-origin credentials (the HttpOnly session cookie)', async () => {
+    const inits: RequestInit[] = []
+    globalThis.fetch = (async (_: RequestInfo | URL, init?: RequestInit) => {
+      inits.push(init ?? {})
+      return new Response('{"items": []}', { status: 200 })
+    }) as typeof fetch
+    await api.pipelines()
+    expect(inits[0].credentials).toBe('same-origin')
+  })
+
+  it('on a 401 asks for a login and sends the request again once signed in', async () => {
+    let signedIn = false
+    const calls = fakeFetch(({ url }) => (signedIn ? { body: { items: [{ id: 'p' }] } } : url === '/api/v1/pipelines' ? UNAUTHENTICATED : undefined))
+    const result = api.pipelines()
+    await new Promise((r) => setTimeout(r, 0))
+    expect(isLoginRequired()).toBe(true)
+    signedIn = true
+    loginSucceeded()
+    expect(await result).toEqual([{ id: 'p' }])
+    expect(isLoginRequired()).toBe(false)
+    expect(calls.map((c) => c.url)).toEqual(['/api/v1/pipelines', '/api/v1/pipelines'])
+  })
+
+  it('a request waiting for the login gives up when its page goes away', async () => {
+    fakeFetch(() => UNAUTHENTICATED)
+    const ctrl = new AbortController()
+    const result = api.pipelines(ctrl.signal).catch((e: unknown) => e)
+    await new Promise((r) => setTimeout(r, 0))
+    ctrl.abort()
+    expect(((await result) as DOMException).name).toBe('AbortError')
+  })
+
+  it("a failed login is the login's own answer, with the wait of a 429", async () => {
+    fakeFetch(() => ({ status: 401, body: { error: { code: 'invalid_credentials', message: 'invalid username or password' } } }))
+    const bad = (await api.login('ada', 'nope').catch((e: unknown) => e)) as ApiError
+    expect(bad.status).toBe(401)
+    expect(bad.code).toBe('invalid_credentials')
+    expect(isLoginRequired()).toBe(false)
+    fakeFetch(() => ({ status: 429, body: { error: { code: 'rate_limited', message: 'too many attempts' } }, headers: { 'Retry-After': '42' } }))
+    const limited = (await api.login('ada', 'nope').catch((e: unknown) => e)) as ApiError
+    expect(limited.retryAfter).toBe(42)
+    expect(limited.code).toBe('rate_limited')
+  })
+
+  it('reads Retry-After as seconds or as a date', () => {
+    expect(parseRetryAfter('30')).toBe(30)
+    expect(parseRetryAfter('Wed, 21 Oct 2026 07:28:30 GMT', Date.parse('Wed, 21 Oct 2026 07:28:00 GMT'))).toBe(30)
+    expect(parseRetryAfter(null)).toBeNull()
+    expect(parseRetryAfter('soon')).toBeNull()
   })
 })

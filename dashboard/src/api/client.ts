@@ -1,17 +1,27 @@
 // A small typed client for /api/v1. It normalises the few response shapes that may vary
 // (lists bare or wrapped, metric histories by name or as rows) so pages see one shape.
+import { requireLogin } from './session'
 import type {
+  ApiToken,
   Artifact,
+  AuditEvent,
+  AuditPage,
+  CreatedToken,
+  CreatedUser,
   Experiment,
   ExperimentPage,
   FieldError,
   HealthInfo,
   JsonSchema,
+  LoginResult,
   LogLine,
+  Me,
   MetricSeries,
   ModelInfo,
   PipelineDetail,
   PipelineSummary,
+  Role,
+  User,
 } from './types'
 
 export const API_PREFIX = '/api/v1'
@@ -20,6 +30,10 @@ export const API_PREFIX = '/api/v1'
 export class ApiError extends Error {
   readonly status: number
   readonly fieldErrors: FieldError[]
+  /** The API's error code (`invalid_credentials`, `rate_limited`, `forbidden`, ...). */
+  code: string | null = null
+  /** Seconds to wait before trying again (429 with Retry-After), else null. */
+  retryAfter: number | null = null
 
   constructor(status: number, message: string, fieldErrors: FieldError[] = []) {
     super(message)
@@ -101,7 +115,19 @@ export function parseErrorBody(status: number, body: unknown, fallback: string):
   } else if (typeof body === 'string' && body.trim()) {
     message = body.trim().slice(0, 300)
   }
-  return new ApiError(status, message, fields)
+  const err = new ApiError(status, message, fields)
+  const inner = rec && (asRecord(rec.error) ?? rec)
+  if (inner && typeof inner.code === 'string') err.code = inner.code
+  return err
+}
+
+/** Retry-After (seconds, or an HTTP date) -> whole seconds from `now`; null when absent. */
+export function parseRetryAfter(value: string | null, now = Date.now()): number | null {
+  if (!value) return null
+  const trimmed = value.trim()
+  if (/^\d+$/.test(trimmed)) return Number(trimmed)
+  const at = Date.parse(trimmed)
+  return Number.isFinite(at) ? Math.max(0, Math.ceil((at - now) / 1000)) : null
 }
 
 interface RequestOptions {
@@ -109,6 +135,8 @@ interface RequestOptions {
   body?: unknown
   signal?: AbortSignal
   form?: FormData
+  /** A 401 is this call's own answer (login, logout), not a reason to show the login page. */
+  noLoginRetry?: boolean
 }
 
 async function request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
@@ -121,14 +149,20 @@ async function request<T>(method: string, path: string, opts: RequestOptions = {
     body = JSON.stringify(opts.body)
   }
   let response: Response
-  try {
-    response = await fetch(url, { method, headers, body, signal: opts.signal })
-  } catch (err) {
-    if (err instanceof DOMException && err.name === 'AbortError') throw err
-    throw new ApiError(
-      0,
-      'Cannot reach the AzuraForge API. Is the server running (`azuraforge up`)?',
-    )
+  for (;;) {
+    try {
+      // same-origin: the HttpOnly session cookie goes along; the page never sees it
+      response = await fetch(url, { method, headers, body, signal: opts.signal, credentials: 'same-origin' })
+    } catch (err) {
+      if (err instanceof DOMException && err.name === 'AbortError') throw err
+      throw new ApiError(
+        0,
+        'Cannot reach the AzuraForge API. Is the server running (`azuraforge up`)?',
+      )
+    }
+    if (response.status !== 401 || opts.noLoginRetry) break
+    // Not signed in (or the session ended): show the login page, then send this again.
+    await requireLogin(opts.signal)
   }
   const text = await response.text()
   let data: unknown = null
@@ -144,7 +178,9 @@ async function request<T>(method: string, path: string, opts: RequestOptions = {
       response.status >= 502 && response.status <= 504
         ? 'The AzuraForge API is not answering (the dev proxy got no response).'
         : `${method} ${path} failed with HTTP ${response.status}`
-    throw parseErrorBody(response.status, data, fallback)
+    const err = parseErrorBody(response.status, data, fallback)
+    err.retryAfter = parseRetryAfter(response.headers.get('Retry-After'))
+    throw err
   }
   return data as T
 }
@@ -273,8 +309,71 @@ export interface CreateExperiment {
   tags?: string[]
 }
 
+export interface NewUser {
+  username: string
+  role: Role
+  password?: string
+}
+
+export interface UserChanges {
+  role?: Role
+  disabled?: boolean
+  password?: string
+}
+
+export interface AuditQuery {
+  limit?: number
+  before?: number | string | null
+  action?: string
+  actor?: string
+}
+
 export const api = {
   health: (signal?: AbortSignal) => request<HealthInfo>('GET', '/health', { signal }),
+
+  /** Who is signed in; a 401 shows the login page first and asks again after it. */
+  me: (signal?: AbortSignal) => request<Me>('GET', '/auth/me', { signal }),
+
+  login: (username: string, password: string) =>
+    request<LoginResult>('POST', '/auth/login', { body: { username, password }, noLoginRetry: true }),
+
+  logout: () => request<unknown>('POST', '/auth/logout', { noLoginRetry: true }),
+
+  /** A short-lived token for opening one WebSocket (browsers cannot send headers there). */
+  wsToken: (signal?: AbortSignal) =>
+    request<{ token: string; expires_in: number }>('POST', '/auth/ws-token', { signal }),
+
+  async tokens(signal?: AbortSignal): Promise<ApiToken[]> {
+    return listFrom<ApiToken>(await request<unknown>('GET', '/tokens', { signal }), 'tokens')
+  },
+
+  createToken: (body: { name: string; expires_in_days: number }) =>
+    request<CreatedToken>('POST', '/tokens', { body }),
+
+  revokeToken: (id: number | string) =>
+    request<unknown>('DELETE', `/tokens/${encodeURIComponent(String(id))}`),
+
+  async users(signal?: AbortSignal): Promise<User[]> {
+    return listFrom<User>(await request<unknown>('GET', '/users', { signal }), 'users')
+  },
+
+  createUser: (body: NewUser) => request<CreatedUser>('POST', '/users', { body }),
+
+  updateUser: (id: number | string, changes: UserChanges) =>
+    request<User>('PATCH', `/users/${encodeURIComponent(String(id))}`, { body: changes }),
+
+  async audit(q: AuditQuery, signal?: AbortSignal): Promise<AuditPage> {
+    const data = await request<unknown>('GET', '/audit', {
+      query: { limit: q.limit ?? 50, before: q.before, action: q.action, actor: q.actor },
+      signal,
+    })
+    const rec = asRecord(data) ?? {}
+    const next = rec.next_before
+    return {
+      items: listFrom<AuditEvent>(data, 'events'),
+      next_before: typeof next === 'number' || typeof next === 'string' ? next : null,
+    }
+  },
 
   async pipelines(signal?: AbortSignal): Promise<PipelineSummary[]> {
     const data = await request<unknown>('GET', '/pipelines', { signal })
@@ -394,6 +493,8 @@ export const api = {
 
   registerModel: (body: { experiment_id: string; name: string }) =>
     request<ModelInfo>('POST', '/models', { body }),
+
+  deleteModel: (name: string) => request<unknown>('DELETE', `/models/${encodeURIComponent(name)}`),
 
   predict: (name: string, body: unknown) =>
     request<unknown>('POST', `/models/${encodeURIComponent(name)}/predict`, { body }),

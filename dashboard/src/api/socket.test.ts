@@ -9,7 +9,10 @@ class FakeSocket implements SocketLike {
   onclose: ((ev: CloseEvent) => unknown) | null = null
   onerror: ((ev: Event) => unknown) | null = null
   closedByClient = false
-  constructor(readonly url: string) {}
+  constructor(
+    readonly url: string,
+    readonly protocols?: string[],
+  ) {}
   open() {
     this.onopen?.(new Event('open'))
   }
@@ -130,24 +133,138 @@ describe('EventSocket', () => {
   })
 })
 
+/** Lets pending promise callbacks (the token fetch) run. */
+const settle = () => new Promise((r) => setTimeout(r, 0))
+
+function authHarness(tokens: (string | null | Error)[]) {
+  const sockets: FakeSocket[] = []
+  const timers: { fn: () => void; ms: number }[] = []
+  const states: string[] = []
+  const fetched: AbortSignal[] = []
+  let login: (() => void) | null = null
+  let loginsAsked = 0
+  const client = new EventSocket({
+    url: (a) => `ws://host/api/v1/experiments/e1/events?after=${a}`,
+    onEvent: () => {},
+    onState: (st) => states.push(st),
+    factory: (url, protocols) => {
+      const s = new FakeSocket(url, protocols)
+      sockets.push(s)
+      return s
+    },
+    authToken: async (signal) => {
+      fetched.push(signal)
+      const next = tokens.shift()
+      if (next instanceof Error) throw next
+      return next ?? null
+    },
+    onUnauthorized: () => {
+      loginsAsked += 1
+      return new Promise<void>((resolve) => (login = resolve))
+    },
+    baseDelayMs: 100,
+    setTimer: (fn, ms) => timers.push({ fn, ms }),
+    clearTimer: () => {},
+  })
+  return { client, sockets, timers, states, fetched, signIn: () => login?.(), logins: () => loginsAsked }
+}
+
+describe('EventSocket authentication', () => {
+  it('offers a fresh token per connect as a subprotocol, never in the URL', async () => {
+    const h = authHarness(['tok-one', 'tok-two'])
+    h.client.start()
+    expect(h.sockets).toHaveLength(0) // waits for the token first
+    await settle()
+    expect(h.sockets[0].protocols).toEqual(['azuraforge.v1', 'azuraforge.token.tok-one'])
+    h.sockets[0].open()
+    h.sockets[0].send(ev(1))
+    h.sockets[0].drop()
+    h.timers.shift()!.fn()
+    await settle()
+    expect(h.sockets[1].protocols).toEqual(['azuraforge.v1', 'azuraforge.token.tok-two'])
+    expect(h.sockets.map((s) => s.url)).toEqual([
+      'ws://host/api/v1/experiments/e1/events?after=0',
+      'ws://host/api/v1/experiments/e1/events?after=1',
+    ])
+    expect(h.sockets.every((s) => !s.url.includes('tok'))).toBe(true)
+  })
+
+  it('connects without subprotocols when there is no token (auth off)', async () => {
+    const h = authHarness([null])
+    h.client.start()
+    await settle()
+    expect(h.sockets[0].protocols).toBeUndefined()
+  })
+
+  it('backs off and tries again when the token cannot be fetched', async () => {
+    const h = authHarness([new Error('unreachable'), 'tok-late'])
+    h.client.start()
+    await settle()
+    expect(h.sockets).toHaveLength(0)
+    expect(h.timers.map((t) => t.ms)).toEqual([100])
+    h.timers.shift()!.fn()
+    await settle()
+    expect(h.sockets[0].protocols).toEqual(['azuraforge.v1', 'azuraforge.token.tok-late'])
+  })
+
+  it('on a 4401 close asks for a login, then reconnects with a new token', async () => {
+    const h = authHarness(['tok-old', 'tok-new'])
+    h.client.start()
+    await settle()
+    h.sockets[0].open()
+    h.sockets[0].drop(4401)
+    expect(h.logins()).toBe(1)
+    await settle()
+    expect(h.sockets).toHaveLength(1) // nothing until signed in again
+    expect(h.timers).toEqual([])
+    h.signIn()
+    await settle()
+    expect(h.sockets).toHaveLength(2)
+    expect(h.sockets[1].protocols).toEqual(['azuraforge.v1', 'azuraforge.token.tok-new'])
+  })
+
+  it('opens nothing when stopped while the token is on its way', async () => {
+    const h = authHarness(['tok'])
+    h.client.start()
+    h.client.stop()
+    expect(h.fetched[0].aborted).toBe(true)
+    await settle()
+    expect(h.sockets).toHaveLength(0)
+  })
+
+  it('still gives up on 4403 (bad origin)', async () => {
+    const h = authHarness(['tok'])
+    h.client.start()
+    await settle()
+    h.sockets[0].drop(4403)
+    expect(h.logins()).toBe(0)
+    expect(h.timers).toEqual([])
+    expect(h.states.at(-1)).toBe('closed')
+  })
+})
+
 describe('EventSocket defaults', () => {
-  it('uses the browser WebSocket when no factory is given (undefined included)', () => {
-    const made: string[] = []
+  it('uses the browser WebSocket when no factory is given (undefined included)', async () => {
+    const made: [string, unknown][] = []
     const Real = globalThis.WebSocket
     globalThis.WebSocket = class {
       onopen = null
       onmessage = null
       onclose = null
       onerror = null
-      constructor(url: string) {
-        made.push(url)
+      constructor(url: string, protocols?: string[]) {
+        made.push([url, protocols])
       }
       close() {}
     } as unknown as typeof WebSocket
     try {
       const s = new EventSocket({ url: (a) => `ws://h/e?after=${a}`, onEvent: () => {}, factory: undefined, after: 3 }).start()
-      expect(made).toEqual(['ws://h/e?after=3'])
+      expect(made).toEqual([['ws://h/e?after=3', undefined]])
       s.stop()
+      const t = new EventSocket({ url: (a) => `ws://h/e?after=${a}`, onEvent: () => {}, authToken: async () => 'abc' }).start()
+      await settle()
+      expect(made[1]).toEqual(['ws://h/e?after=0', ['azuraforge.v1', 'azuraforge.token.abc']])
+      t.stop()
     } finally {
       globalThis.WebSocket = Real
     }

@@ -1,5 +1,8 @@
 // A WebSocket to an experiment's event stream that reconnects by itself and resumes after
 // the last `seq` it delivered, so a dropped connection loses and duplicates nothing.
+// Authentication: browsers cannot set headers on a WebSocket, so before each (re)connect it
+// fetches a short-lived token and offers it as a subprotocol; never in the URL, where it would
+// end up in logs and history.
 import { isTerminal, type EventMessage } from './types'
 
 /** The part of the browser's WebSocket this class uses (a fake one in tests). */
@@ -11,7 +14,18 @@ export interface SocketLike {
   close(code?: number, reason?: string): void
 }
 
-export type SocketFactory = (url: string) => SocketLike
+export type SocketFactory = (url: string, protocols?: string[]) => SocketLike
+
+/** The protocol the server accepts with; the token rides along as a second subprotocol. */
+export const SUBPROTOCOL = 'azuraforge.v1'
+export const TOKEN_SUBPROTOCOL_PREFIX = 'azuraforge.token.'
+
+export function socketProtocols(token: string): string[] {
+  return [SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX + token]
+}
+
+/** Close code of a socket whose credentials the server refused. */
+export const CLOSE_UNAUTHENTICATED = 4401
 
 export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed'
 
@@ -25,6 +39,16 @@ export interface EventSocketOptions {
   /** Seq already known (e.g. from history); only later events are delivered. */
   after?: number
   factory?: SocketFactory
+  /**
+   * Fetches a fresh socket token before each connect; null connects without one (no
+   * authentication on this server). Absent: no token.
+   */
+  authToken?: (signal: AbortSignal) => Promise<string | null>
+  /**
+   * The server closed with 4401: resolves once the user has signed in again, and the socket
+   * then reconnects with a fresh token. Absent: a 4401 ends the stream like any 4xxx.
+   */
+  onUnauthorized?: (signal: AbortSignal) => Promise<void>
   baseDelayMs?: number
   maxDelayMs?: number
   setTimer?: (fn: () => void, ms: number) => unknown
@@ -71,6 +95,8 @@ export function parseControlMessage(data: unknown): string | null {
 export class EventSocket {
   private socket: SocketLike | null = null
   private timer: unknown = null
+  /** The token fetch or login wait in progress before a connect; aborted by stop(). */
+  private pending: AbortController | null = null
   private attempt = 0
   private stopped = false
   private finished = false
@@ -88,7 +114,8 @@ export class EventSocket {
       maxDelayMs: options.maxDelayMs ?? 10_000,
       setTimer: options.setTimer ?? ((fn, ms) => setTimeout(fn, ms)),
       clearTimer: options.clearTimer ?? ((h) => clearTimeout(h as ReturnType<typeof setTimeout>)),
-      factory: options.factory ?? ((url) => new WebSocket(url)),
+      factory:
+        options.factory ?? ((url, protocols) => (protocols ? new WebSocket(url, protocols) : new WebSocket(url))),
     }
     this.lastSeqValue = options.after ?? 0
   }
@@ -114,6 +141,8 @@ export class EventSocket {
     this.stopped = true
     if (this.timer !== null) this.opts.clearTimer(this.timer)
     this.timer = null
+    this.pending?.abort()
+    this.pending = null
     const s = this.socket
     this.socket = null
     if (s) {
@@ -125,15 +154,47 @@ export class EventSocket {
     this.opts.onState?.('closed', { attempt: this.attempt })
   }
 
+  /** Waits for `step` unless stop() comes first; then runs `next` with its result. */
+  private afterPending<T>(step: (signal: AbortSignal) => Promise<T>, next: (value: T) => void, failed: () => void): void {
+    const ctrl = new AbortController()
+    this.pending = ctrl
+    step(ctrl.signal).then(
+      (value) => {
+        if (ctrl.signal.aborted || this.stopped) return
+        this.pending = null
+        next(value)
+      },
+      () => {
+        if (ctrl.signal.aborted || this.stopped) return
+        this.pending = null
+        failed()
+      },
+    )
+  }
+
   private connect(): void {
     if (this.stopped || this.finished) return
     this.timer = null
     this.opts.onState?.(this.attempt === 0 ? 'connecting' : 'reconnecting', {
       attempt: this.attempt,
     })
+    const fetchToken = this.opts.authToken
+    if (!fetchToken) {
+      this.open(undefined)
+      return
+    }
+    // no token (server unreachable): the usual backoff, then a fresh try
+    this.afterPending(
+      fetchToken,
+      (token) => this.open(token === null ? undefined : socketProtocols(token)),
+      () => this.scheduleReconnect(),
+    )
+  }
+
+  private open(protocols: string[] | undefined): void {
     let socket: SocketLike
     try {
-      socket = this.opts.factory(this.opts.url(this.lastSeqValue))
+      socket = this.opts.factory(this.opts.url(this.lastSeqValue), protocols)
     } catch {
       this.scheduleReconnect()
       return
@@ -150,6 +211,12 @@ export class EventSocket {
     socket.onclose = (ev) => {
       if (this.socket !== socket) return
       this.socket = null
+      if (ev && ev.code === CLOSE_UNAUTHENTICATED && this.opts.onUnauthorized && !this.stopped && !this.finished) {
+        // signed out meanwhile: once signed in again, reconnect (with a fresh token)
+        this.opts.onState?.('reconnecting', { attempt: this.attempt })
+        this.afterPending(this.opts.onUnauthorized, () => this.connect(), () => this.opts.onState?.('closed', { attempt: this.attempt }))
+        return
+      }
       // 4xxx: the server refused this stream (e.g. unknown experiment); retrying cannot help.
       if (this.stopped || this.finished || (ev && ev.code >= 4000 && ev.code < 5000)) {
         this.opts.onState?.('closed', { attempt: this.attempt })

@@ -93,6 +93,8 @@ export interface Experiment {
   attempts?: number
   max_attempts?: number
   worker?: string | null
+  /** Username of who created it; null for runs from before authentication (or --no-auth). */
+  owner?: string | null
   /** Latest progress when the API includes it in the record. */
   progress?: Progress | null
 }
@@ -159,10 +161,73 @@ export interface ModelInfo {
   created_at?: string | null
   metrics?: Record<string, unknown> | null
   description?: string | null
+  owner?: string | null
   [key: string]: unknown
 }
 
 export interface HealthInfo {
   status?: string
   [key: string]: unknown
+}
+
+export type Role = 'admin' | 'member' | 'viewer'
+
+export const ROLES: Role[] = ['viewer', 'member', 'admin']
+
+export interface User {
+  id: number | string
+  username: string
+  role: Role
+  disabled: boolean
+  created_at: string
+  last_login_at: string | null
+}
+
+/** How the current request was authenticated; `none` is `azuraforge up --no-auth`. */
+export type AuthMode = 'session' | 'token' | 'none'
+
+/** GET /auth/me. */
+export interface Me extends User {
+  auth: AuthMode
+}
+
+export interface LoginResult {
+  user: User
+  expires_at: string | null
+}
+
+export interface ApiToken {
+  id: number | string
+  name: string
+  prefix: string
+  created_at: string
+  expires_at: string | null
+  last_used_at: string | null
+  revoked_at: string | null
+}
+
+/** POST /tokens: the token plus its secret, which the API shows only in this answer. */
+export interface CreatedToken extends ApiToken {
+  token: string
+}
+
+export interface CreatedUser {
+  user: User
+  /** The generated password when none was given (shown once), else null. */
+  password: string | null
+}
+
+export interface AuditEvent {
+  id: number | string
+  at: string
+  actor: string | null
+  action: string
+  target: string | null
+  detail: Record<string, unknown> | null
+  ip: string | null
+}
+
+export interface AuditPage {
+  items: AuditEvent[]
+  next_before: number | string | null
 }

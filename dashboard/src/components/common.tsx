@@ -1,4 +1,4 @@
-import { createContext, useContext, type ReactNode } from 'react'
+import { createContext, useContext, useState, type ReactNode } from 'react'
 import { ApiError } from '../api/client'
 import type { Theme } from '../lib/hooks'
 import { formatDuration } from '../lib/progress'
@@ -100,6 +100,85 @@ export function Spinner({ label = 'Loading…' }: { label?: string }) {
   return (
     <div className="spinner" role="status" data-testid="loading">
       {label}
+    </div>
+  )
+}
+
+/** Copies text to the clipboard (falls back to a selected textarea where the API is missing). */
+export async function copyText(text: string): Promise<boolean> {
+  try {
+    if (navigator.clipboard?.writeText) {
+      await navigator.clipboard.writeText(text)
+      return true
+    }
+  } catch {
+    /* denied: try the old way */
+  }
+  const area = document.createElement('textarea')
+  area.value = text
+  area.setAttribute('readonly', '')
+  area.style.position = 'fixed'
+  area.style.opacity = '0'
+  document.body.appendChild(area)
+  area.select()
+  let ok = false
+  try {
+    ok = document.execCommand('copy')
+  } catch {
+    ok = false
+  }
+  area.remove()
+  return ok
+}
+
+/**
+ * A secret the API returns once (a new API token, a generated password): shown with a copy
+ * button and a warning until dismissed; after that only the server's hash remains.
+ */
+export function SecretOnce({
+  title,
+  secret,
+  warning,
+  onDone,
+  testId = 'secret',
+}: {
+  title: string
+  secret: string
+  warning: string
+  onDone: () => void
+  testId?: string
+}) {
+  const [copied, setCopied] = useState<boolean | null>(null)
+  return (
+    <div className="card secret" role="status" data-testid={testId}>
+      <strong>{title}</strong>
+      <p className="secret-warning" data-testid={`${testId}-warning`}>
+        ⚠ {warning}
+      </p>
+      <div className="input-row">
+        <input
+          className="mono secret-value"
+          readOnly
+          value={secret}
+          aria-label={title}
+          data-testid={`${testId}-value`}
+          onFocus={(e) => e.currentTarget.select()}
+        />
+        <button
+          type="button"
+          className="btn"
+          data-testid={`${testId}-copy`}
+          onClick={async () => setCopied(await copyText(secret))}
+        >
+          {copied ? 'Copied ✓' : 'Copy'}
+        </button>
+      </div>
+      {copied === false && <p className="field-error">Copying failed: select the text and copy it by hand.</p>}
+      <div className="actions">
+        <button type="button" className="btn btn-primary" data-testid={`${testId}-done`} onClick={onDone}>
+          I have saved it
+        </button>
+      </div>
     </div>
   )
 }

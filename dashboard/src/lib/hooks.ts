@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from 'react'
 import { ApiError } from '../api/client'
+import { isLoginRequired } from '../api/session'
 
 export interface AsyncState<T> {
   data: T | undefined
@@ -40,13 +41,15 @@ export function useAsync<T>(load: (signal: AbortSignal) => Promise<T>, deps: unk
   return { data, error, loading, reload }
 }
 
-/** Calls `fn` every `ms` while the tab is visible (and `enabled`). */
+/** Calls `fn` every `ms` while the tab is visible, nobody needs to sign in, and `enabled`. */
 export function useInterval(fn: () => void, ms: number, enabled = true): void {
   const fnRef = useRef(fn)
   fnRef.current = fn
   useEffect(() => {
     if (!enabled) return
     const id = setInterval(() => {
+      // behind the login page, polls would only meet more 401s
+      if (isLoginRequired()) return
       if (typeof document === 'undefined' || document.visibilityState !== 'hidden') fnRef.current()
     }, ms)
     return () => clearInterval(id)

@@ -3,9 +3,11 @@
 // confusion events.
 import { useEffect, useReducer, useRef, useState } from 'react'
 import { api, artifactUrl, eventsSocketUrl } from '../api/client'
+import { requireLogin } from '../api/session'
 import { EventSocket, type ConnectionState, type SocketFactory } from '../api/socket'
 import { isTerminal, type Artifact, type EventMessage, type Experiment, type LogLine, type Progress } from '../api/types'
 import { parseConfusion, type ConfusionData } from '../components/ConfusionMatrix'
+import { useAuth } from './auth'
 import { applyEvent, storeFromHistory, type MetricStore } from './series'
 
 export interface PredictionSeries {
@@ -109,6 +111,10 @@ export function useLiveExperiment(id: string, socketFactory?: SocketFactory): Li
   const [error, setError] = useState<unknown>(null)
   const [lastLiveAt, setLastLiveAt] = useState<number | null>(null)
   const [tick, reload] = useReducer((n: number) => n + 1, 0)
+  // read at connect time: signing in again (same user) must not restart the page's stream
+  const mode = useAuth().me?.auth
+  const authMode = useRef(mode)
+  authMode.current = mode
 
   useEffect(() => {
     const ctrl = new AbortController()
@@ -130,7 +136,7 @@ export function useLiveExperiment(id: string, socketFactory?: SocketFactory): Li
       const has = (p: string) => list.some((a) => a.path === p)
       if (has('confusion_matrix.json')) {
         try {
-          const r = await fetch(artifactUrl(exp.id, 'confusion_matrix.json'), { signal })
+          const r = await fetch(artifactUrl(exp.id, 'confusion_matrix.json'), { signal, credentials: 'same-origin' })
           if (r.ok) {
             const parsed = parseConfusion(await r.json())
             setConfusion((old) => old ?? parsed)
@@ -141,7 +147,7 @@ export function useLiveExperiment(id: string, socketFactory?: SocketFactory): Li
       }
       if (has('predictions.csv')) {
         try {
-          const r = await fetch(artifactUrl(exp.id, 'predictions.csv'), { signal })
+          const r = await fetch(artifactUrl(exp.id, 'predictions.csv'), { signal, credentials: 'same-origin' })
           if (r.ok) {
             const parsed = predictionsFromCsv(await r.text())
             if (parsed) setPredictions(parsed)
@@ -263,6 +269,9 @@ export function useLiveExperiment(id: string, socketFactory?: SocketFactory): Li
           onState: (s) => !signal.aborted && setConnection(s),
           onEnd: () => void refreshFinished(),
           factory: socketFactory,
+          // a fresh token per (re)connect, as a subprotocol; none when auth is off
+          authToken: async (sig) => (authMode.current === 'none' ? null : (await api.wsToken(sig)).token),
+          onUnauthorized: (sig) => requireLogin(sig),
         }).start()
       } catch (err) {
         if (!signal.aborted) setError(err)

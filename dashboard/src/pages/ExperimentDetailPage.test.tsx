@@ -15,7 +15,10 @@ class FakeSocket implements SocketLike {
   onmessage: ((ev: MessageEvent) => unknown) | null = null
   onclose: ((ev: CloseEvent) => unknown) | null = null
   onerror: ((ev: Event) => unknown) | null = null
-  constructor(readonly url: string) {}
+  constructor(
+    readonly url: string,
+    readonly protocols?: string[],
+  ) {}
   send(obj: unknown) {
     act(() => {
       this.onmessage?.({ data: JSON.stringify(obj) } as MessageEvent)
@@ -43,6 +46,7 @@ const base = {
   heartbeat_at: null,
   worker: 'w',
   traceback: null,
+  owner: 'max',
 }
 
 describe('experiment detail', () => {
@@ -65,11 +69,12 @@ describe('experiment detail', () => {
         }
       if (url.startsWith('/api/v1/experiments/e1/logs')) return { body: { items: [{ id: 1, time: 't', level: 'info', message: 'epoch 2/4: loss 1.5' }], next_after_id: 1 } }
       if (url.startsWith('/api/v1/experiments/e1/artifacts')) return { body: { items: [] } }
+      if (url === '/api/v1/auth/ws-token') return { body: { token: 'wst-1', expires_in: 60 } }
       return undefined
     })
     const sockets: FakeSocket[] = []
-    const factory = (url: string) => {
-      const s = new FakeSocket(url)
+    const factory = (url: string, protocols?: string[]) => {
+      const s = new FakeSocket(url, protocols)
       sockets.push(s)
       return s
     }
@@ -85,6 +90,9 @@ describe('experiment detail', () => {
     expect(screen.getByTestId('loss-chart')).toHaveAttribute('data-series', '2')
     await waitFor(() => expect(sockets).toHaveLength(1))
     expect(sockets[0].url).toBe('ws://localhost:3000/api/v1/experiments/e1/events?after=20')
+    // signed in with a fresh socket token, offered as a subprotocol
+    expect(sockets[0].protocols).toEqual(['azuraforge.v1', 'azuraforge.token.wst-1'])
+    expect(calls.filter((c) => c.url === '/api/v1/auth/ws-token').map((c) => c.method)).toEqual(['POST'])
 
     const ws = sockets[0]
     ws.send({ seq: 21, type: 'progress', payload: { epoch: 3, total_epochs: 4, step: 5, total_steps: 10 } })

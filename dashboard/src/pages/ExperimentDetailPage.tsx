@@ -4,6 +4,7 @@ import { api, artifactUrl } from '../api/client'
 import type { SocketFactory } from '../api/socket'
 import { isTerminal, type Artifact, type Experiment } from '../api/types'
 import { ConfusionMatrix } from '../components/ConfusionMatrix'
+import { usePermissions } from '../lib/auth'
 import { ErrorBanner, ProgressBar, Section, Spinner, StatusBadge } from '../components/common'
 import { LineChart, PALETTE } from '../components/LineChart'
 import { formatBytes, formatDate, formatNumber, formatValue } from '../lib/format'
@@ -20,6 +21,7 @@ export function ExperimentDetailPage({ socketFactory }: { socketFactory?: Socket
   const [now, setNow] = useState(() => Date.now())
   const [actionError, setActionError] = useState<unknown>(null)
   const [busy, setBusy] = useState(false)
+  const perms = usePermissions()
   const exp = live.experiment
   const running = exp ? !isTerminal(exp.status) : false
   useInterval(() => setNow(Date.now()), 1000, running)
@@ -55,6 +57,8 @@ export function ExperimentDetailPage({ socketFactory }: { socketFactory?: Socket
     }
   }
 
+  const manageable = perms.canManage(exp.owner)
+  const manageReason = perms.manageReason(exp.owner, 'this experiment')
   const p = live.progress
   const progressLabel = p?.total_epochs ? `epoch ${p.epoch ?? 0} of ${p.total_epochs}` : p?.total_steps ? `step ${p.step ?? 0} of ${p.total_steps}` : ''
 
@@ -72,7 +76,15 @@ export function ExperimentDetailPage({ socketFactory }: { socketFactory?: Socket
               <Link to={`/pipelines/${encodeURIComponent(exp.pipeline_id)}`}>{exp.pipeline_id}</Link>
               {exp.pipeline_version ? ` v${exp.pipeline_version}` : ''}
             </span>
-            <span className="muted">created {formatDate(exp.created_at)}</span>
+            <span className="muted">
+              created {formatDate(exp.created_at)}
+              {exp.owner ? (
+                <>
+                  {' '}
+                  by <span data-testid="experiment-owner">{exp.owner}</span>
+                </>
+              ) : null}
+            </span>
             {elapsed !== null && <span className="muted">ran {formatDuration(elapsed)}</span>}
             {exp.tags.map((t) => (
               <Link key={t} className="chip" to={`/experiments?tag=${encodeURIComponent(t)}`}>
@@ -92,12 +104,14 @@ export function ExperimentDetailPage({ socketFactory }: { socketFactory?: Socket
           </div>
         </div>
         <div className="actions">
-          {running && (
+          {running && perms.canRun && (
             <button
               type="button"
               className="btn btn-danger"
               data-testid="cancel"
-              disabled={busy || exp.status === 'cancelling'}
+              disabled={busy || exp.status === 'cancelling' || !manageable}
+              title={manageReason ?? undefined}
+              aria-describedby={manageReason ? 'manage-reason' : undefined}
               onClick={() =>
                 act(async () => {
                   const updated = await api.cancel(exp.id)
@@ -108,25 +122,41 @@ export function ExperimentDetailPage({ socketFactory }: { socketFactory?: Socket
               {exp.status === 'cancelling' ? 'Cancelling…' : 'Cancel'}
             </button>
           )}
-          <button type="button" className="btn" data-testid="rerun" onClick={() => navigate(`/pipelines/${encodeURIComponent(exp.pipeline_id)}?from=${encodeURIComponent(exp.id)}`)}>
-            Re-run…
-          </button>
-          {exp.status === 'succeeded' && <RegisterModel exp={exp} onError={setActionError} />}
-          <button
-            type="button"
-            className="btn btn-danger-outline"
-            data-testid="delete"
-            disabled={busy}
-            onClick={() =>
-              window.confirm(`Delete ${exp.name} and its artifacts?`) &&
-              act(async () => {
-                await api.deleteExperiment(exp.id)
-                navigate('/experiments')
-              })
-            }
-          >
-            Delete
-          </button>
+          {perms.canRun && (
+            <button type="button" className="btn" data-testid="rerun" onClick={() => navigate(`/pipelines/${encodeURIComponent(exp.pipeline_id)}?from=${encodeURIComponent(exp.id)}`)}>
+              Re-run…
+            </button>
+          )}
+          {exp.status === 'succeeded' && perms.canRun && <RegisterModel exp={exp} onError={setActionError} />}
+          {perms.canRun && (
+            <button
+              type="button"
+              className="btn btn-danger-outline"
+              data-testid="delete"
+              disabled={busy || !manageable}
+              title={manageReason ?? undefined}
+              aria-describedby={manageReason ? 'manage-reason' : undefined}
+              onClick={() =>
+                window.confirm(`Delete ${exp.name} and its artifacts?`) &&
+                act(async () => {
+                  await api.deleteExperiment(exp.id)
+                  navigate('/experiments')
+                })
+              }
+            >
+              Delete
+            </button>
+          )}
+          {perms.canRun && manageReason && (
+            <p className="reason" id="manage-reason" data-testid="manage-reason">
+              {manageReason}
+            </p>
+          )}
+          {!perms.canRun && (
+            <p className="reason" data-testid="read-only">
+              {perms.runReason}
+            </p>
+          )}
         </div>
       </div>
       <ErrorBanner error={actionError ?? live.error} />

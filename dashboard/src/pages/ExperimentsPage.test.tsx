@@ -26,6 +26,7 @@ const row = (id: string, status: string, pipeline = 'image_classifier', tags: st
   error: null,
   summary: null,
   parent_id: null,
+  owner: 'max',
 })
 
 const ROWS = [row('a1', 'running', 'image_classifier', ['smoke']), row('b2', 'succeeded', 'weather_forecaster'), row('c3', 'failed', 'stock_predictor')]

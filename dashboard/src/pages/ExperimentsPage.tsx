@@ -1,8 +1,9 @@
-import { useEffect, useMemo, useState } from 'react'
+import { useEffect, useMemo, useRef, useState } from 'react'
 import { Link, useNavigate, useSearchParams } from 'react-router'
 import { api } from '../api/client'
 import { STATUSES, type ExperimentPage } from '../api/types'
 import { ErrorBanner, StatusBadge } from '../components/common'
+import { usePermissions } from '../lib/auth'
 import { formatDate } from '../lib/format'
 import {
   filtersFromParams,
@@ -32,12 +33,17 @@ export function ExperimentsPage() {
   const [actionError, setActionError] = useState<unknown>(null)
   const pipelines = useAsync((signal) => api.pipelines(signal), [])
   const list = useAsync((signal) => api.experiments(toQuery(filters), signal), [key])
+  const perms = usePermissions()
+  // owners of every row seen, so a selection across pages knows what it may delete
+  const owners = useRef(new Map<string, string | null | undefined>())
 
   useEffect(() => {
     document.title = 'Experiments · AzuraForge'
   }, [])
   useEffect(() => {
-    if (list.data) setPage(list.data)
+    if (!list.data) return
+    setPage(list.data)
+    for (const e of list.data.items) owners.current.set(e.id, e.owner)
   }, [list.data])
   // Live status: refresh the current page quietly while it shows anything not finished, and
   // every few polls otherwise (new experiments from elsewhere).
@@ -65,6 +71,10 @@ export function ExperimentsPage() {
       else next.add(id)
       return next
     })
+  const notMine = [...selected].filter((id) => !perms.canManage(owners.current.get(id)))
+  const deleteReason = notMine.length
+    ? `You can delete only your own experiments; ${notMine.length} of the selected ${notMine.length === 1 ? 'is' : 'are'} not yours.`
+    : null
   const allOnPage = items.length > 0 && items.every((e) => selected.has(e.id))
   const sortHeader = (field: SortField, label: string) => {
     const activeSort = filters.sort === field
@@ -97,9 +107,11 @@ export function ExperimentsPage() {
     <div className="page">
       <div className="page-head">
         <h1>Experiments</h1>
-        <Link className="btn btn-primary" to="/pipelines">
-          New experiment
-        </Link>
+        {perms.canRun && (
+          <Link className="btn btn-primary" to="/pipelines" data-testid="new-experiment">
+            New experiment
+          </Link>
+        )}
       </div>
       <div className="card filters" role="search">
         <div className="field">
@@ -162,15 +174,30 @@ export function ExperimentsPage() {
         >
           Compare ({selected.size})
         </button>
-        <button type="button" className="btn btn-danger" data-testid="delete-selected" disabled={!selected.size} onClick={deleteSelected}>
-          Delete
-        </button>
+        {perms.canRun && (
+          <button
+            type="button"
+            className="btn btn-danger"
+            data-testid="delete-selected"
+            disabled={!selected.size || notMine.length > 0}
+            title={deleteReason ?? undefined}
+            aria-describedby={deleteReason ? 'delete-reason' : undefined}
+            onClick={deleteSelected}
+          >
+            Delete
+          </button>
+        )}
         {selected.size > 0 && (
           <button type="button" className="btn btn-link" onClick={() => setSelected(new Set())}>
             Clear selection
           </button>
         )}
       </div>
+      {deleteReason && selected.size > 0 && perms.canRun && (
+        <p className="reason" id="delete-reason" data-testid="delete-reason">
+          {deleteReason}
+        </p>
+      )}
       <ErrorBanner error={list.error ?? actionError} onRetry={list.reload} />
 
       <div className="table-scroll card">
@@ -195,6 +222,7 @@ export function ExperimentsPage() {
               {sortHeader('pipeline_id', 'Pipeline')}
               {sortHeader('status', 'Status')}
               <th scope="col">Tags</th>
+              <th scope="col">Owner</th>
               {sortHeader('created_at', 'Created')}
             </tr>
           </thead>
@@ -221,13 +249,19 @@ export function ExperimentsPage() {
                     </button>
                   ))}
                 </td>
+                <td data-testid={`owner-${e.id}`}>{e.owner ?? <span className="muted">—</span>}</td>
                 <td className="nowrap">{formatDate(e.created_at)}</td>
               </tr>
             ))}
             {page && items.length === 0 && (
               <tr>
-                <td colSpan={6} className="empty" data-testid="empty">
-                  No experiments match. <Link to="/pipelines">Launch one</Link>.
+                <td colSpan={7} className="empty" data-testid="empty">
+                  No experiments match.{' '}
+                  {perms.canRun && (
+                    <>
+                      <Link to="/pipelines">Launch one</Link>.
+                    </>
+                  )}
                 </td>
               </tr>
             )}

@@ -3,7 +3,8 @@ import userEvent from '@testing-library/user-event'
 import { MemoryRouter, Route, Routes } from 'react-router'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { PipelineDetail } from '../api/types'
-import { CLASSIFIER_SCHEMA, fakeFetch } from '../test/fixtures'
+import { AsUser } from '../test/auth'
+import { CLASSIFIER_SCHEMA, fakeFetch, ME } from '../test/fixtures'
 import { LaunchForm, LaunchPage } from './LaunchPage'
 
 const realFetch = globalThis.fetch
@@ -21,14 +22,16 @@ const pipeline: PipelineDetail = {
   default_config: { dataset: 'mnist_5k', data_path: null, max_samples: null, epochs: 15, learning_rate: 0.003, augment: true, conv_channels: [16, 32] },
 }
 
-function renderForm() {
+function renderForm(me = ME.member) {
   return render(
-    <MemoryRouter initialEntries={['/pipelines/image_classifier']}>
-      <Routes>
-        <Route path="/pipelines/:pipelineId" element={<LaunchForm pipeline={pipeline} source={null} />} />
-        <Route path="/experiments/:id" element={<div data-testid="detail-page">detail</div>} />
-      </Routes>
-    </MemoryRouter>,
+    <AsUser me={me}>
+      <MemoryRouter initialEntries={['/pipelines/image_classifier']}>
+        <Routes>
+          <Route path="/pipelines/:pipelineId" element={<LaunchForm pipeline={pipeline} source={null} />} />
+          <Route path="/experiments/:id" element={<div data-testid="detail-page">detail</div>} />
+        </Routes>
+      </MemoryRouter>
+    </AsUser>,
   )
 }
 
@@ -55,7 +58,7 @@ describe('launch form', () => {
   it('sends the edited config and opens the new experiment', async () => {
     const calls = fakeFetch(({ method, url }) =>
       method === 'POST' && url === '/api/v1/experiments'
-        ? { status: 201, body: { id: 'abc', name: 'n', pipeline_id: 'image_classifier', status: 'queued', tags: [], config: {}, created_at: 'x' } }
+        ? { status: 201, body: { id: 'abc', name: 'n', pipeline_id: 'image_classifier', status: 'queued', tags: [], config: {}, created_at: 'x', owner: 'max' } }
         : undefined,
     )
     const user = userEvent.setup()
@@ -148,7 +151,7 @@ describe('launch page', () => {
   it('re-runs an experiment from its config with edits', async () => {
     const calls = fakeFetch(({ method, url }) => {
       if (url === '/api/v1/experiments/old1')
-        return { body: { id: 'old1', name: 'first', pipeline_id: 'image_classifier', status: 'succeeded', tags: ['a'], created_at: 'x', config: { ...pipeline.default_config, epochs: 3, dataset: 'digits_8x8' } } }
+        return { body: { id: 'old1', name: 'first', pipeline_id: 'image_classifier', status: 'succeeded', tags: ['a'], created_at: 'x', owner: 'ada', config: { ...pipeline.default_config, epochs: 3, dataset: 'digits_8x8' } } }
       if (url === '/api/v1/pipelines/image_classifier') return { body: pipeline }
       if (method === 'POST' && url === '/api/v1/experiments/old1/rerun')
         return { status: 201, body: { id: 'new1', name: 'first (re-run)', pipeline_id: 'image_classifier', status: 'queued', tags: ['a'], created_at: 'x', config: {} } }
@@ -156,12 +159,14 @@ describe('launch page', () => {
     })
     const user = userEvent.setup()
     render(
-      <MemoryRouter initialEntries={['/pipelines/image_classifier?from=old1']}>
-        <Routes>
-          <Route path="/pipelines/:pipelineId" element={<LaunchPage />} />
-          <Route path="/experiments/:id" element={<div data-testid="detail-page">detail</div>} />
-        </Routes>
-      </MemoryRouter>,
+      <AsUser me={ME.member}>
+        <MemoryRouter initialEntries={['/pipelines/image_classifier?from=old1']}>
+          <Routes>
+            <Route path="/pipelines/:pipelineId" element={<LaunchPage />} />
+            <Route path="/experiments/:id" element={<div data-testid="detail-page">detail</div>} />
+          </Routes>
+        </MemoryRouter>
+      </AsUser>,
     )
     expect(await screen.findByTestId('field-epochs')).toHaveValue(3)
     expect(screen.getByTestId('exp-name')).toHaveValue('first (re-run)')
@@ -172,5 +177,18 @@ describe('launch page', () => {
     const post = calls.find((c) => c.method === 'POST')!
     expect(post.url).toBe('/api/v1/experiments/old1/rerun')
     expect(post.body).toMatchObject({ name: 'first (re-run)', tags: ['a'], config: { epochs: 5, dataset: 'digits_8x8' } })
+  })
+})
+
+describe('launch form for a viewer', () => {
+  it('shows the settings but offers no start and no upload', async () => {
+    const calls = fakeFetch(() => undefined)
+    const user = userEvent.setup()
+    renderForm(ME.viewer)
+    expect(screen.getByTestId('read-only')).toHaveTextContent(/^Viewers have read-only access\./)
+    expect(screen.getByTestId('submit')).toBeDisabled()
+    expect(screen.queryByRole('button', { name: 'Upload a file for Data folder' })).toBeNull()
+    await user.click(screen.getByTestId('submit'))
+    expect(calls).toHaveLength(0)
   })
 })

@@ -4,6 +4,7 @@ import { api, ApiError } from '../api/client'
 import type { Experiment, FieldError, PipelineDetail } from '../api/types'
 import { ErrorBanner, Spinner } from '../components/common'
 import { SchemaFields } from '../components/SchemaForm'
+import { usePermissions } from '../lib/auth'
 import { parseTags } from '../lib/filters'
 import { useAsync } from '../lib/hooks'
 import {
@@ -39,6 +40,7 @@ export function LaunchPage() {
 
 export function LaunchForm({ pipeline, source }: Loaded) {
   const navigate = useNavigate()
+  const { canRun, runReason } = usePermissions()
   const fields = useMemo(() => buildFields(pipeline.config_schema), [pipeline])
   const fresh = () => initialValues(fields, pipeline.default_config)
   const [values, setValues] = useState<FormValues>(() =>
@@ -63,6 +65,7 @@ export function LaunchForm({ pipeline, source }: Loaded) {
 
   async function submit(ev: FormEvent) {
     ev.preventDefault()
+    if (!canRun) return
     setFailure(null)
     const built = buildConfig(fields, values)
     if (built.errors.length) {
@@ -113,6 +116,11 @@ export function LaunchForm({ pipeline, source }: Loaded) {
           {pipeline.package ? ` (pip install ${pipeline.package})` : ''}.
         </div>
       )}
+      {!canRun && (
+        <div className="banner banner-offline" role="note" data-testid="read-only">
+          {runReason} The settings are shown, but you cannot start a run.
+        </div>
+      )}
       <form onSubmit={submit} noValidate className="card launch-form" data-testid="launch-form">
         <div className="form-grid two">
           <div className={`field ${nameErrors.length ? 'field-invalid' : ''}`}>
@@ -132,7 +140,7 @@ export function LaunchForm({ pipeline, source }: Loaded) {
           values={values}
           errors={assigned.byField}
           onChange={(path, v) => setValues((old) => ({ ...old, [path]: v }))}
-          onUpload={async (file) => (await api.upload(file)).path}
+          onUpload={canRun ? async (file) => (await api.upload(file)).path : undefined}
         />
         {assigned.form.length > 0 && (
           <div className="banner banner-error" role="alert" data-testid="form-errors">
@@ -148,7 +156,7 @@ export function LaunchForm({ pipeline, source }: Loaded) {
         )}
         <ErrorBanner error={failure} testId="submit-error" />
         <div className="actions">
-          <button type="submit" className="btn btn-primary" disabled={busy} data-testid="submit">
+          <button type="submit" className="btn btn-primary" disabled={busy || !canRun} title={runReason ?? undefined} data-testid="submit">
             {busy ? 'Starting…' : source ? 'Start re-run' : 'Start training'}
           </button>
           <button

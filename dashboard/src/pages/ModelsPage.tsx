@@ -3,6 +3,7 @@ import { Link } from 'react-router'
 import { api } from '../api/client'
 import type { ModelInfo } from '../api/types'
 import { ErrorBanner, Section, Spinner } from '../components/common'
+import { usePermissions } from '../lib/auth'
 import { formatDate, formatNumber, formatValue } from '../lib/format'
 import { useAsync } from '../lib/hooks'
 
@@ -11,14 +12,19 @@ const EXAMPLE = '{\n  "inputs": []\n}'
 export function ModelsPage() {
   const { data, error, reload } = useAsync((signal) => api.models(signal), [])
   const [chosen, setChosen] = useState<ModelInfo | null>(null)
+  const [actionError, setActionError] = useState<unknown>(null)
+  const perms = usePermissions()
   useEffect(() => {
     document.title = 'Models · AzuraForge'
   }, [])
   return (
     <div className="page">
       <h1>Models</h1>
-      <p className="lead">Models registered from finished experiments. Register one from an experiment's page.</p>
-      <ErrorBanner error={error} onRetry={reload} />
+      <p className="lead">
+        Models registered from finished experiments.{' '}
+        {perms.canRun ? "Register one from an experiment's page." : perms.runReason}
+      </p>
+      <ErrorBanner error={error ?? actionError} onRetry={reload} />
       {!data && !error && <Spinner />}
       {data && data.length === 0 && <p className="muted" data-testid="no-models">No models registered yet.</p>}
       {data && data.length > 0 && (
@@ -30,34 +36,63 @@ export function ModelsPage() {
                 <th scope="col">Pipeline</th>
                 <th scope="col">Experiment</th>
                 <th scope="col">Metrics</th>
+                <th scope="col">Owner</th>
                 <th scope="col">Registered</th>
                 <th scope="col" />
               </tr>
             </thead>
             <tbody>
-              {data.map((m) => (
-                <tr key={m.name}>
-                  <td>{m.name}</td>
-                  <td>
-                    {formatValue(m.pipeline_id)}
-                    {m.pipeline_version ? <span className="muted small"> v{String(m.pipeline_version)}</span> : null}
-                  </td>
-                  <td>{m.experiment_id ? <Link to={`/experiments/${m.experiment_id}`}>{m.experiment_id}</Link> : '—'}</td>
-                  <td className="small">
-                    {Object.entries(m.metrics ?? {})
-                      .filter(([, v]) => typeof v === 'number')
-                      .slice(0, 3)
-                      .map(([k, v]) => `${k} ${formatNumber(v)}`)
-                      .join(' · ') || '—'}
-                  </td>
-                  <td>{formatDate(m.created_at ?? null)}</td>
-                  <td>
-                    <button type="button" className="btn btn-small" onClick={() => setChosen(m)} data-testid={`predict-${m.name}`}>
-                      Predict…
-                    </button>
-                  </td>
-                </tr>
-              ))}
+              {data.map((m) => {
+                const reason = perms.manageReason(m.owner, 'this model', 'delete')
+                return (
+                  <tr key={m.name} data-testid={`model-${m.name}`}>
+                    <td>{m.name}</td>
+                    <td>
+                      {formatValue(m.pipeline_id)}
+                      {m.pipeline_version ? <span className="muted small"> v{String(m.pipeline_version)}</span> : null}
+                    </td>
+                    <td>{m.experiment_id ? <Link to={`/experiments/${m.experiment_id}`}>{m.experiment_id}</Link> : '—'}</td>
+                    <td className="small">
+                      {Object.entries(m.metrics ?? {})
+                        .filter(([, v]) => typeof v === 'number')
+                        .slice(0, 3)
+                        .map(([k, v]) => `${k} ${formatNumber(v)}`)
+                        .join(' · ') || '—'}
+                    </td>
+                    <td>{m.owner ?? <span className="muted">—</span>}</td>
+                    <td>{formatDate(m.created_at ?? null)}</td>
+                    <td>
+                      {perms.canRun && (
+                        <div className="actions">
+                          <button type="button" className="btn btn-small" onClick={() => setChosen(m)} data-testid={`predict-${m.name}`}>
+                            Predict…
+                          </button>
+                          <button
+                            type="button"
+                            className="btn btn-small btn-danger-outline"
+                            data-testid={`delete-model-${m.name}`}
+                            disabled={reason !== null}
+                            title={reason ?? `Delete the model ${m.name}`}
+                            onClick={async () => {
+                              if (!window.confirm(`Delete the model ${m.name}? The experiment and its artifacts stay.`)) return
+                              setActionError(null)
+                              try {
+                                await api.deleteModel(m.name)
+                                if (chosen?.name === m.name) setChosen(null)
+                              } catch (err) {
+                                setActionError(err)
+                              }
+                              reload()
+                            }}
+                          >
+                            Delete
+                          </button>
+                        </div>
+                      )}
+                    </td>
+                  </tr>
+                )
+              })}
             </tbody>
           </table>
         </div>

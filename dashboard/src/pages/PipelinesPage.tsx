@@ -2,17 +2,21 @@ import { useEffect } from 'react'
 import { Link } from 'react-router'
 import { api } from '../api/client'
 import { ErrorBanner, Spinner } from '../components/common'
+import { usePermissions } from '../lib/auth'
 import { useAsync } from '../lib/hooks'
 
 export function PipelinesPage() {
   const { data, error, reload } = useAsync((signal) => api.pipelines(signal), [])
+  const { canRun, runReason } = usePermissions()
   useEffect(() => {
     document.title = 'Pipelines · AzuraForge'
   }, [])
   return (
     <div className="page">
       <h1>Pipelines</h1>
-      <p className="lead">Pick an application, tune its settings and start a training run.</p>
+      <p className="lead">
+        {canRun ? 'Pick an application, tune its settings and start a training run.' : `The installed applications. ${runReason} You can look, not launch.`}
+      </p>
       <ErrorBanner error={error} onRetry={reload} />
       {!data && !error && <Spinner />}
       {data && data.length === 0 && <p className="muted">No pipelines are known to the server.</p>}
@@ -31,9 +35,13 @@ export function PipelinesPage() {
             <p>{p.description}</p>
             <footer>
               <code className="muted small">{p.id}</code>
-              {p.installed ? (
+              {p.installed && canRun ? (
                 <Link className="btn btn-primary" to={`/pipelines/${encodeURIComponent(p.id)}`} data-testid={`launch-${p.id}`}>
                   Configure &amp; launch
+                </Link>
+              ) : p.installed ? (
+                <Link className="btn" to={`/pipelines/${encodeURIComponent(p.id)}`} data-testid={`settings-${p.id}`}>
+                  Settings
                 </Link>
               ) : (
                 <span className="muted small">{p.package ? `pip install ${p.package}` : 'not installed'}</span>

@@ -1,5 +1,5 @@
 // JSON Schemas as pydantic v2 writes them, and a fake fetch for page tests.
-import type { JsonSchema } from '../api/types'
+import type { JsonSchema, Me } from '../api/types'
 
 /** The shape of image_classifier's config schema (trimmed). */
 export const CLASSIFIER_SCHEMA: JsonSchema = {
@@ -64,12 +64,13 @@ export interface FakeCall {
   body: unknown
 }
 
-type Handler = (call: FakeCall) => { status?: number; body: unknown } | undefined
+type Handler = (call: FakeCall) => { status?: number; body: unknown; headers?: Record<string, string> } | undefined
 
 /** Installs a fetch that answers from `handler` and records every call. */
 export function fakeFetch(handler: Handler): FakeCall[] {
   const calls: FakeCall[] = []
   const impl = async (input: RequestInfo | URL, init?: RequestInit) => {
+    if (init?.signal?.aborted) throw new DOMException('aborted', 'AbortError')
     const url = String(input)
     const method = init?.method ?? 'GET'
     const body = typeof init?.body === 'string' ? JSON.parse(init.body) : init?.body
@@ -77,11 +78,22 @@ export function fakeFetch(handler: Handler): FakeCall[] {
     calls.push(call)
     const answer = handler(call)
     if (!answer) return new Response(JSON.stringify({ error: { code: 'not_found', message: `no fake for ${method} ${url}`, fields: [] } }), { status: 404 })
+    if (answer.status === 204) return new Response(null, { status: 204 })
     return new Response(JSON.stringify(answer.body), {
       status: answer.status ?? 200,
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...answer.headers },
     })
   }
   globalThis.fetch = impl as typeof fetch
   return calls
 }
+
+/** Signed-in users of each role, as GET /auth/me answers. */
+export const ME: Record<'admin' | 'member' | 'viewer', Me> = {
+  admin: { id: 1, username: 'ada', role: 'admin', disabled: false, created_at: '2026-11-01T09:00:00Z', last_login_at: null, auth: 'session' },
+  member: { id: 2, username: 'max', role: 'member', disabled: false, created_at: '2026-11-01T09:00:00Z', last_login_at: null, auth: 'session' },
+  viewer: { id: 3, username: 'vic', role: 'viewer', disabled: false, created_at: '2026-11-01T09:00:00Z', last_login_at: null, auth: 'session' },
+}
+
+/** The answer to a request without a valid session. */
+export const UNAUTHENTICATED = { status: 401, body: { error: { code: 'unauthenticated', message: 'sign in first' } } }
