@@ -3,10 +3,11 @@ SQLAlchemy tables. Importing this module needs pydantic only (the client uses it
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from azuraforge_platform.store.models import ExperimentStatus
 
@@ -263,6 +264,22 @@ class PredictRequest(Schema):
     upload_id: str | None = Field(
         default=None, max_length=64, description="Instead of `inputs`: an uploaded data file."
     )
+
+    @field_validator("inputs")
+    @classmethod
+    def _finite(cls, value: Any) -> Any:
+        # Python's JSON reader accepts NaN and Infinity; no model input means them, and a
+        # count like `horizon` must not reach a pipeline as one.
+        stack = [value]
+        while stack:  # a loop, not recursion: the nesting is the client's to choose
+            item = stack.pop()
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ValueError("numbers must be finite (NaN and Infinity are not JSON)")
+            if isinstance(item, dict):
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
+        return value
 
 
 class PredictResponse(Schema):

@@ -1,4 +1,5 @@
-"""What the API process holds while it runs: store, events, pipelines, job dispatch."""
+"""What the API process holds while it runs: store, events, pipelines, job dispatch, the
+prediction sandbox."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any, Protocol
 from azuraforge_pipeline import PipelineRegistry, discover
 from azuraforge_platform.api.live import LiveHub
 from azuraforge_platform.events import EventService, make_bus
+from azuraforge_platform.execution.predict import PredictionSandbox
 from azuraforge_platform.settings import Settings
 from azuraforge_platform.store import ExperimentStore, ModelRegistry, make_engine
 
@@ -38,6 +40,7 @@ class Services:
     models: ModelRegistry
     hub: LiveHub
     dispatcher: Dispatcher
+    predictions: PredictionSandbox
     mode: str  # "embedded" or "distributed"
     executor: Any = None  # LocalExecutor in embedded mode
     celery: Any = None  # Celery app in distributed mode
@@ -81,6 +84,7 @@ class Services:
             models=ModelRegistry(store),
             hub=LiveHub(events),
             dispatcher=dispatcher,
+            predictions=PredictionSandbox.from_settings(settings).start(),
             mode=mode,
             executor=executor,
             celery=celery,
@@ -101,6 +105,7 @@ class Services:
 
     def close(self) -> None:
         self.hub.close()
+        self.predictions.close()
         if self.executor is not None:
             self.executor.stop()
         self.events.bus.close()
