@@ -273,8 +273,9 @@ class PredictionSandbox:
         *,
         shown: Mapping[str, str] | None = None,
         client_gone: Callable[[], Awaitable[bool]] | None = None,
-    ) -> Any:
-        """The predictions (parsed JSON), or `PredictionFailedError`. `shown` maps server paths
+    ) -> bytes:
+        """The predictions as JSON text (the API passes it on unparsed), or
+        `PredictionFailedError`. `shown` maps server paths
         the child receives to how the caller knows them, for error messages; `client_gone`
         is polled while waiting, and a prediction nobody waits for any more is killed."""
         with anyio.move_on_after(self.timeout_seconds) as waiting:
@@ -303,7 +304,7 @@ class PredictionSandbox:
             self._slots.release()
         kind = header.get("kind")
         if kind == "ok":
-            return json.loads(body)
+            return body
         message = redact_paths(str(header.get("message", "")), shown)
         detail = str(header.get("detail", ""))
         if kind == "out_of_memory":

@@ -120,6 +120,9 @@ async def delete_model(name: ModelName, models: ModelsDep) -> Response:
     return Response(status_code=204)
 
 
+_JSON = "application/json"
+_MAX_PATH = 4096  # characters of a string `inputs` (PATH_MAX on Linux)
+
 # How each way a sandboxed prediction can fail is answered: (status, error code).
 _FAILURES = {
     "bad_inputs": (422, "bad_inputs"),
@@ -145,7 +148,7 @@ _FAILURES = {
 )
 async def predict(
     name: ModelName, body: PredictRequest, services: ServicesDep, request: Request
-) -> PredictResponse:
+) -> Response:
     settings = services.settings
 
     def prepare() -> tuple[str, FsPath, Any, dict[str, str]]:
@@ -172,6 +175,9 @@ async def predict(
             inputs = str(upload_path(settings, body.upload_id))
             shown[inputs] = f"upload {body.upload_id!r}"
         elif isinstance(inputs, str):  # a file on the server: only where clients may read
+            if len(inputs) > _MAX_PATH:
+                message = f"a path of {len(inputs)} characters is too long (at most {_MAX_PATH})"
+                raise ApiError(422, message, fields=[("inputs", message)])
             try:
                 resolved = resolve_client_path(settings, inputs)
             except PathNotAllowedError as exc:
@@ -198,4 +204,8 @@ async def predict(
             raise ApiError(500, message) from None
         log.error("prediction with model %r failed: %s\n%s", name, exc.message, exc.detail)
         raise ApiError(500, f"the prediction failed ({exc.message}); see the server log") from None
-    return PredictResponse(model=name, pipeline_id=pipeline_id, predictions=predictions)
+    # The child's JSON goes out as it is: parsing and re-encoding a large answer here would
+    # cost the API process what the sandbox spared it.
+    head = PredictResponse(model=name, pipeline_id=pipeline_id, predictions=None)
+    content = head.model_dump_json(exclude={"predictions"})[:-1].encode()
+    return Response(content + b',"predictions":' + predictions + b"}", media_type=_JSON)
