@@ -5,6 +5,7 @@ the API process and checks that it now costs one 4xx while the API keeps working
 from __future__ import annotations
 
 import io
+import json
 import os
 import resource
 import signal
@@ -164,7 +165,7 @@ def test_error_messages_name_no_server_path(small: TestClient, tmp_path: Path) -
 
 
 # -------------------------------------------------------------------- numbers and counts
-@pytest.mark.parametrize("number", ["Infinity", "-Infinity", "NaN"])
+@pytest.mark.parametrize("number", ["Infinity", "-Infinity", "NaN", "1e400"])
 def test_non_finite_numbers_are_refused(small: TestClient, number: str) -> None:
     for inputs in (f"[1, {number}]", f'{{"rows": [], "horizon": {number}}}'):
         r = small.post(
@@ -174,6 +175,16 @@ def test_non_finite_numbers_are_refused(small: TestClient, number: str) -> None:
         )
         err = _error(r, 422)
         assert err["fields"][0]["path"] == "inputs" and "finite" in err["message"]
+
+
+def test_deeply_nested_inputs_are_refused(small: TestClient) -> None:
+    deep = small.post(f"{API}/models/line/predict", json={"inputs": [[[[[1.0]]]]]})
+    assert deep.status_code == 422 and "bad_inputs" in deep.text  # the pipeline's own answer
+    too_deep = "[" * 200 + "1" + "]" * 200
+    err = _error(
+        small.post(f"{API}/models/line/predict", json={"inputs": json.loads(too_deep)}), 422
+    )
+    assert err["fields"][0]["path"] == "inputs" and "levels deep" in err["message"]
 
 
 def _prices(n: int) -> list[dict[str, Any]]:

@@ -253,6 +253,9 @@ class ModelList(Schema):
     items: list[ModelPublic]
 
 
+_MAX_INPUT_DEPTH = 32  # images are (N, H, W), rows a list of objects
+
+
 class PredictRequest(Schema):
     model_config = ConfigDict(extra="forbid")
 
@@ -267,18 +270,21 @@ class PredictRequest(Schema):
 
     @field_validator("inputs")
     @classmethod
-    def _finite(cls, value: Any) -> Any:
-        # Python's JSON reader accepts NaN and Infinity; no model input means them, and a
-        # count like `horizon` must not reach a pipeline as one.
-        stack = [value]
+    def _plain_numbers(cls, value: Any) -> Any:
+        # Python's JSON reader accepts NaN, Infinity and 1e400; no model input means them,
+        # and a count like `horizon` must not reach a pipeline as one. Deep nesting is no
+        # model input either (and would not travel to the prediction process).
+        stack = [(value, 0)]
         while stack:  # a loop, not recursion: the nesting is the client's to choose
-            item = stack.pop()
+            item, depth = stack.pop()
+            if depth > _MAX_INPUT_DEPTH:
+                raise ValueError(f"nested more than {_MAX_INPUT_DEPTH} levels deep")
             if isinstance(item, float) and not math.isfinite(item):
                 raise ValueError("numbers must be finite (NaN and Infinity are not JSON)")
             if isinstance(item, dict):
-                stack.extend(item.values())
+                stack.extend((v, depth + 1) for v in item.values())
             elif isinstance(item, list):
-                stack.extend(item)
+                stack.extend((v, depth + 1) for v in item)
         return value
 
 
