@@ -283,7 +283,8 @@ class PredictionSandbox:
         if waiting.cancelled_caught:
             raise PredictionFailedError(
                 "busy",
-                f"{self.max_concurrent} predictions are running already; try again shortly",
+                f"every prediction slot ({self.max_concurrent}) stayed busy for "
+                f"{self.timeout_seconds:g} s; try again shortly",
             )
         try:
             # Shielded: a cancel while the process starts would otherwise leave it running.
