@@ -152,7 +152,9 @@ def _predict(pipeline_id: str, model_path: str, inputs: Any) -> bytes:
     except _INPUT_ERRORS as exc:
         return _outcome("bad_inputs", str(exc) or type(exc).__name__)
     except Exception as exc:
-        return _outcome("error", type(exc).__name__, traceback.format_exc())
+        return _outcome(
+            "error", f"the prediction failed ({type(exc).__name__})", traceback.format_exc()
+        )
     try:
         predictions = json.dumps(json_safe(result), allow_nan=False).encode()
     except MemoryError:

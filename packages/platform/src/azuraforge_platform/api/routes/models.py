@@ -123,9 +123,9 @@ async def delete_model(name: ModelName, models: ModelsDep) -> Response:
 _JSON = "application/json"
 _MAX_PATH = 4096  # characters of a string `inputs` (PATH_MAX on Linux)
 
-# How each way a sandboxed prediction can fail is answered: (status, error code).
+# How a sandboxed prediction's failure is answered: (status, error code); bad inputs also
+# name the field, and the rest (a bug in the pipeline) is a 500 with its traceback logged.
 _FAILURES = {
-    "bad_inputs": (422, "bad_inputs"),
     "not_supported": (400, "prediction_not_supported"),
     "unknown_pipeline": (404, "not_found"),
     "timeout": (422, "prediction_timeout"),
@@ -203,7 +203,7 @@ async def predict(
             message = f"pipeline returned non-JSON predictions: {exc.message}"
             raise ApiError(500, message) from None
         log.error("prediction with model %r failed: %s\n%s", name, exc.message, exc.detail)
-        raise ApiError(500, f"the prediction failed ({exc.message}); see the server log") from None
+        raise ApiError(500, f"{exc.message}; see the server log") from None
     # The child's JSON goes out as it is: parsing and re-encoding a large answer here would
     # cost the API process what the sandbox spared it.
     head = PredictResponse(model=name, pipeline_id=pipeline_id, predictions=None)
