@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import gzip
+import io
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from azuraforge_app_image_classifier import data
 from azuraforge_app_image_classifier.data import (
     DatasetError,
+    ImageSizeError,
     load_digits_8x8,
     load_image_folder,
     load_mnist_5k,
     load_mnist_idx,
     random_affine,
     read_idx,
+    read_images_file,
     stratified_split,
     subsample,
     write_idx,
@@ -276,3 +281,79 @@ def test_gzip_detected_by_content_not_name(tmp_path: Path) -> None:
     blob = bytes([0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 3]) + arr.tobytes()
     raw.write_bytes(gzip.compress(blob))
     np.testing.assert_array_equal(read_idx(raw), arr)
+
+
+# ------------------------------------------------------------------ prediction inputs
+def _png(width: int, height: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("L", (width, height), 7).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _zip(path: Path, images: list[bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for i, blob in enumerate(images):
+            zf.writestr(f"img/{i}.png", blob)
+    return path
+
+
+def test_prediction_images_are_refused_by_their_headers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(data, "MAX_IMAGE_PIXELS", 40 * 40)
+    monkeypatch.setattr(data, "MAX_TOTAL_PIXELS", 4 * 28 * 28)
+    small = _png(28, 28)
+    fine = _zip(tmp_path / "fine.zip", [small] * 4)
+    assert read_images_file(fine, image_size=(28, 28))[0].shape == (4, 28, 28)
+    # the big one comes last: every header is read before any image is decoded
+    with pytest.raises(DatasetError, match=r"big\.zip:img/3\.png: the image is 50x60 pixels, over"):
+        read_images_file(_zip(tmp_path / "big.zip", [small] * 3 + [_png(50, 60)]))
+    (tmp_path / "big.png").write_bytes(_png(50, 60))
+    with pytest.raises(DatasetError, match="over the limit of 1600 pixels per image"):
+        read_images_file(tmp_path / "big.png")
+    with pytest.raises(DatasetError, match=r"more than 3136 pixels in all"):
+        read_images_file(_zip(tmp_path / "many.zip", [small] * 5))
+    # a model's size is known: another size is refused before decoding too
+    with pytest.raises(ImageSizeError, match=r"wrong image size 28x28 .*takes 8x8"):
+        read_images_file(fine, image_size=(8, 8))
+
+
+def test_prediction_archives_are_bounded_before_reading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small = _png(8, 8)
+    archive = _zip(tmp_path / "four.zip", [small] * 4)
+    monkeypatch.setattr(data, "MAX_ARCHIVE_ENTRIES", 3)
+    with pytest.raises(DatasetError, match="holds 4 entries, over the limit of 3"):
+        read_images_file(archive)
+    monkeypatch.setattr(data, "MAX_ARCHIVE_ENTRIES", 100)
+    monkeypatch.setattr(data, "MAX_ARCHIVE_BYTES", 3 * len(small))
+    with pytest.raises(DatasetError, match=f"expands to {4 * len(small)} bytes, over the limit"):
+        read_images_file(archive)
+    monkeypatch.undo()
+    blob = bytearray(archive.read_bytes())
+    start = 30 + len("img/0.png")  # the first entry's compressed data
+    blob[start : start + 40] = bytes(40)
+    (tmp_path / "broken.zip").write_bytes(bytes(blob))
+    with pytest.raises(DatasetError, match="not a valid zip archive"):
+        read_images_file(tmp_path / "broken.zip")
+
+
+def test_pillows_own_bomb_check_is_a_dataset_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # Pillow raises past twice this
+    (tmp_path / "one.png").write_bytes(_png(28, 28))
+    with pytest.raises(DatasetError, match="over the limit of"):
+        read_images_file(tmp_path / "one.png")
+
+
+def test_idx_data_is_bounded_before_it_is_decompressed(tmp_path: Path) -> None:
+    images, _ = _digits(10)
+    path = write_idx(tmp_path / "ten.gz", images, compress=True)
+    assert read_idx(path, max_bytes=16 + images.size).shape == images.shape
+    with pytest.raises(DatasetError, match="expands beyond 1000 bytes"):
+        read_idx(path, max_bytes=1000)
+    plain = write_idx(tmp_path / "ten", images)
+    with pytest.raises(DatasetError, match="larger than 1000 bytes"):
+        read_idx(plain, max_bytes=1000)

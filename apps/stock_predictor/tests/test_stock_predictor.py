@@ -200,3 +200,32 @@ def test_default_config_stays_within_ten_percent_of_naive(tmp_path):
     summary, _, _ = run({}, tmp_path)
     print("stock default:", summary["test"], summary["mae_ratio"])
     assert summary["test_mae"] <= 1.10 * summary["test_naive_mae"]
+
+
+def test_forecast_counts_are_bounded(tmp_path):
+    """A horizon is a loop count: 1e20 or Infinity (JSON lets a client send both) must be
+    refused, not run until the process is killed; and a path inside the API's mapping form
+    would bypass the checks a server applies to a path given as the inputs themselves."""
+    prices = synthetic_prices(120)
+    _, _, ctx = run(csv_config(tmp_path, prices, window=5, epochs=1, hidden_size=4), tmp_path)
+    model_path = ctx.artifact_dir / "model.safetensors"
+    rows = prices.tail(10).to_dict("records")
+    two = StockPredictor.predict(model_path, {"rows": rows, "horizon": 2.0})
+    assert len(two["predictions"]) == 2
+    for horizon, message in [
+        (1e20, "between 1 and 1000 steps, got 1e\\+20"),
+        (10**20, "between 1 and 1000 steps"),
+        (1001, "between 1 and 1000 steps, got 1001"),
+        (0, "between 1 and 1000 steps, got 0"),
+        (float("inf"), "whole number of steps, got inf"),
+        (float("nan"), "whole number of steps, got nan"),
+        (2.5, "whole number of steps, got 2.5"),
+        (True, "whole number of steps, got bool"),
+        ("5", "whole number of steps, got str"),
+    ]:
+        with pytest.raises(DataError, match=message):
+            StockPredictor.predict(model_path, {"rows": rows, "horizon": horizon})
+    with pytest.raises(DataError, match="whole number of steps"):
+        StockPredictor.predict(model_path, rows, horizon=float("inf"))
+    with pytest.raises(DataError, match="rows must be a list of row objects"):
+        StockPredictor.predict(model_path, {"rows": str(tmp_path / "prices.csv")})

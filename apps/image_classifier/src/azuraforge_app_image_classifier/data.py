@@ -15,6 +15,7 @@ import os
 import struct
 import tempfile
 import urllib.request
+import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -25,9 +26,14 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "MAX_ARCHIVE_BYTES",
+    "MAX_ARCHIVE_ENTRIES",
+    "MAX_IMAGE_PIXELS",
+    "MAX_TOTAL_PIXELS",
     "MNIST_FILES",
     "DatasetError",
     "ImageDataset",
+    "ImageSizeError",
     "Split",
     "default_cache_dir",
     "describe_counts",
@@ -49,6 +55,10 @@ __all__ = [
 class DatasetError(ValueError):
     """The data cannot be used: a missing or malformed file, a wrong image size, too few images.
     The message names the file and the problem."""
+
+
+class ImageSizeError(DatasetError):
+    """Images given to a model do not have the size it was trained on."""
 
 
 @dataclass(frozen=True)
@@ -125,24 +135,32 @@ _IDX_TYPES: dict[int, np.dtype] = {
 }
 
 
-def _read_bytes(path: Path) -> bytes:
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":  # gzip, whatever the file is called
-        try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise DatasetError(
-                f"{path.name}: the gzip data is corrupt or truncated ({exc})"
-            ) from None
+def _read_bytes(path: Path, max_bytes: int | None = None) -> bytes:
+    """The file's bytes, gunzipped when it is gzip; over `max_bytes` (after gunzipping) it is
+    refused without reading further."""
+    with path.open("rb") as fh:
+        gzipped = fh.read(2) == b"\x1f\x8b"  # gzip, whatever the file is called
+    if not gzipped:
+        if max_bytes is not None and path.stat().st_size > max_bytes:
+            raise DatasetError(f"{path.name}: the file is larger than {max_bytes} bytes")
+        return path.read_bytes()
+    try:
+        with gzip.open(path) as fh:
+            raw = fh.read(-1 if max_bytes is None else max_bytes + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DatasetError(f"{path.name}: the gzip data is corrupt or truncated ({exc})") from None
+    if max_bytes is not None and len(raw) > max_bytes:
+        raise DatasetError(f"{path.name}: the gzip data expands beyond {max_bytes} bytes")
     return raw
 
 
-def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read one IDX file (optionally gzipped) into a numpy array of its own shape."""
+def read_idx(path: str | os.PathLike[str], max_bytes: int | None = None) -> np.ndarray:
+    """Read one IDX file (optionally gzipped) into a numpy array of its own shape; a file
+    whose data exceeds `max_bytes` (after gunzipping) is refused before it is decompressed."""
     p = Path(path)
     if not p.is_file():
         raise DatasetError(f"no IDX file {p.name}")
-    raw = _read_bytes(p)
+    raw = _read_bytes(p, max_bytes)
     if len(raw) < 4:
         raise DatasetError(f"{p.name}: too short to be an IDX file ({len(raw)} bytes)")
     zero, code, ndim = raw[0:2], raw[2], raw[3]
@@ -504,40 +522,126 @@ def extract_zip(archive: str | os.PathLike[str], dest: str | os.PathLike[str]) -
     return out
 
 
-def read_images_file(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str]]:
-    """Images from one file, for prediction: an IDX file (optionally gzipped) of (N, H, W)
-    images, one image file (PNG, ...), or a zip of image files. Returns (images, names)."""
-    p = Path(path)
-    if not p.is_file():
-        raise DatasetError(f"no file {p.name}")
-    head = p.read_bytes()[:4]
-    if head[:2] in (b"\x00\x00", b"\x1f\x8b"):
-        arr = read_idx(p)
-        if arr.ndim == 2:
-            arr = arr[None]
-        return arr, [f"{p.name}[{i}]" for i in range(len(arr))]
-    from PIL import Image, UnidentifiedImageError
+# Prediction inputs are checked by their headers before anything is decoded: a small file
+# can promise a huge image (a 12000x12000 PNG of one colour compresses to about 140 kB).
+MAX_IMAGE_PIXELS = 4096 * 4096  # one image
+MAX_TOTAL_PIXELS = 64 * 1024 * 1024  # all the images of one file together
+MAX_ARCHIVE_ENTRIES = 100_000
+MAX_ARCHIVE_BYTES = 512 * 1024 * 1024  # a zip's entries together, uncompressed
 
-    def one(fh: Any, name: str) -> np.ndarray:
+
+class _ImageReader:
+    """Opens images for prediction, refusing each by its header before it is decoded: too
+    big, not the size the model takes, or more pixels than one file may hold in all."""
+
+    def __init__(self, image_size: tuple[int, int] | None) -> None:
+        self.image_size = image_size
+        self.total = 0
+
+    def check(self, width: int, height: int, name: str) -> None:
+        if self.image_size is not None and (height, width) != tuple(self.image_size):
+            h, w = self.image_size
+            raise ImageSizeError(
+                f"{name}: wrong image size {width}x{height} (width x height); this model "
+                f"takes {w}x{h} grayscale images"
+            )
+        if width * height > MAX_IMAGE_PIXELS:
+            raise DatasetError(
+                f"{name}: the image is {width}x{height} pixels, over the limit of "
+                f"{MAX_IMAGE_PIXELS} pixels per image"
+            )
+        self.total += width * height
+        if self.total > MAX_TOTAL_PIXELS:
+            raise DatasetError(
+                f"{name}: the images hold more than {MAX_TOTAL_PIXELS} pixels in all; send "
+                "them in smaller parts"
+            )
+
+    def open(self, fh: Any, name: str) -> Any:
+        """The image with only its header read, its size checked (and counted)."""
+        from PIL import Image, UnidentifiedImageError
+
         try:
-            with Image.open(fh) as img:
-                return np.asarray(img.convert("L"), dtype=np.uint8)
+            with warnings.catch_warnings():  # Pillow's own bomb check; ours is stricter
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                img = Image.open(fh)
+        except Image.DecompressionBombError:
+            raise DatasetError(
+                f"{name}: the image is over the limit of {MAX_IMAGE_PIXELS} pixels per image"
+            ) from None
         except (UnidentifiedImageError, OSError) as exc:
             raise DatasetError(f"{name}: not an image{_reason(exc)}") from None
+        try:
+            self.check(img.width, img.height, name)
+        except DatasetError:
+            img.close()
+            raise
+        return img
 
-    if zipfile.is_zipfile(p):
+    def decode(self, fh: Any, name: str) -> np.ndarray:
+        with self.open(fh, name) as img:
+            try:
+                return np.asarray(img.convert("L"), dtype=np.uint8)
+            except OSError as exc:  # truncated or corrupt pixel data
+                raise DatasetError(f"{name}: not a readable image ({exc})") from None
+
+    def read_zip(self, p: Path) -> tuple[list[np.ndarray], list[str]]:
+        """The images of a zip: its entries counted and their uncompressed size summed, then
+        every header checked, and only then anything decoded."""
         with zipfile.ZipFile(p) as zf:
+            infos = zf.infolist()
+            if len(infos) > MAX_ARCHIVE_ENTRIES:
+                raise DatasetError(
+                    f"{p.name}: the archive holds {len(infos)} entries, over the limit of "
+                    f"{MAX_ARCHIVE_ENTRIES}"
+                )
+            expanded = sum(info.file_size for info in infos)
+            if expanded > MAX_ARCHIVE_BYTES:
+                raise DatasetError(
+                    f"{p.name}: the archive expands to {expanded} bytes, over the limit of "
+                    f"{MAX_ARCHIVE_BYTES}"
+                )
             names = sorted(
                 n for n in zf.namelist()
                 if not n.endswith("/") and not Path(n).name.startswith(".") and "__MACOSX" not in n
             )  # fmt: skip
             if not names:
                 raise DatasetError(f"{p.name}: the archive holds no files")
-            images = [one(io.BytesIO(zf.read(n)), f"{p.name}:{n}") for n in names]
-        sizes = {img.shape for img in images}
-        if len(sizes) > 1:
-            raise DatasetError(
-                f"{p.name}: the images in the archive differ in size: {sorted(sizes)}"
-            )
-        return np.stack(images), names
-    return one(p, p.name)[None], [p.name]
+            for n in names:  # the last image must not be refused after decoding the rest
+                with zf.open(n) as fh, self.open(fh, f"{p.name}:{n}"):
+                    pass  # a read stops at the entry's declared size
+            self.total = 0  # counted again as they are decoded
+            return [self.decode(io.BytesIO(zf.read(n)), f"{p.name}:{n}") for n in names], names
+
+
+def read_images_file(
+    path: str | os.PathLike[str], image_size: tuple[int, int] | None = None
+) -> tuple[np.ndarray, list[str]]:
+    """Images from one file, for prediction: an IDX file (optionally gzipped) of (N, H, W)
+    images, one image file (PNG, ...), or a zip of image files. Returns (images, names).
+
+    Every image's size is read from its header and checked before it is decoded (against
+    `image_size` as (height, width) when given, and the pixel limits above), and a zip's
+    entries are counted and their uncompressed size summed first, so an oversized input is
+    refused without the memory it would take."""
+    p = Path(path)
+    if not p.is_file():
+        raise DatasetError(f"no file {p.name}")
+    with p.open("rb") as fh:
+        head = fh.read(4)
+    if head[:2] in (b"\x00\x00", b"\x1f\x8b"):
+        arr = read_idx(p, max_bytes=MAX_TOTAL_PIXELS + 64)  # 64: the largest header
+        if arr.ndim == 2:
+            arr = arr[None]
+        return arr, [f"{p.name}[{i}]" for i in range(len(arr))]
+    reader = _ImageReader(image_size)
+    if not zipfile.is_zipfile(p):
+        return reader.decode(p, str(p))[None], [p.name]
+    try:
+        images, names = reader.read_zip(p)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise DatasetError(f"{p.name}: not a valid zip archive ({exc})") from None
+    sizes = {img.shape for img in images}
+    if len(sizes) > 1:
+        raise DatasetError(f"{p.name}: the images in the archive differ in size: {sorted(sizes)}")
+    return np.stack(images), names

@@ -21,7 +21,7 @@ from azuraforge_learner import (
     load_model,
 )
 
-from .data import DatasetError, read_images_file
+from .data import DatasetError, ImageSizeError, read_images_file
 
 __all__ = [
     "ImageSizeError",
@@ -31,10 +31,6 @@ __all__ = [
     "preprocess",
     "softmax",
 ]
-
-
-class ImageSizeError(DatasetError):
-    """Images given to a model do not have the size it was trained on."""
 
 
 def feature_size(image_size: tuple[int, int], blocks: int) -> tuple[int, int]:
@@ -139,7 +135,7 @@ def predict_images(
             "class_names or normalization)"
         ) from None
     if isinstance(images, os.PathLike):  # an uploaded file: PNG, IDX or zip of PNGs
-        images = read_images_file(images)[0]
+        images = read_images_file(images, image_size=size)[0]
     elif isinstance(images, str):  # JSON from a client never names a file on the server
         raise ImageSizeError("images must be pixel arrays; give a file as a Path (an upload)")
     batch = _as_image_batch(images, size)

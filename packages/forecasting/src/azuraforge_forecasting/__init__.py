@@ -2,10 +2,12 @@
 a library for pipeline plugins, not a plugin itself (it registers no pipeline)."""
 
 from .pipeline import (
+    MAX_HORIZON,
     DataError,
     ForecastConfig,
     ForecastPipeline,
     column_name,
+    forecast_horizon,
     frame_from_rows,
     package_data_file,
     prepare_frame,
@@ -13,10 +15,12 @@ from .pipeline import (
 )
 
 __all__ = [
+    "MAX_HORIZON",
     "DataError",
     "ForecastConfig",
     "ForecastPipeline",
     "column_name",
+    "forecast_horizon",
     "frame_from_rows",
     "package_data_file",
     "prepare_frame",

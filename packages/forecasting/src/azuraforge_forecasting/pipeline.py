@@ -67,6 +67,7 @@ from azuraforge_pipeline import (
 
 MAX_EVENT_POINTS = 300  # a live chart needs no more; keeps each event small
 MIN_SAMPLES = 20  # windows, before the split: fewer cannot train and test anything
+MAX_HORIZON = 1000  # steps one `predict` forecasts at most: each is one more model call
 
 
 class DataError(ValueError):
@@ -200,6 +201,22 @@ def frame_from_rows(rows: Any, required: Sequence[str], what: str = "the rows") 
         except (TypeError, ValueError) as exc:
             raise DataError(f"{what} must be a list of dicts (one per row): {exc}") from None
     return prepare_frame(df, required=required, what=what)
+
+
+def forecast_horizon(value: Any) -> int:
+    """A user's `horizon` as a whole number of steps in 1..MAX_HORIZON, or a DataError that
+    says what is wrong (a float like 1e20 or Infinity must not become a loop count)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise DataError(f"horizon must be a whole number of steps, got {type(value).__name__}")
+    whole = not isinstance(value, (float, np.floating)) or (
+        np.isfinite(value) and float(value).is_integer()
+    )
+    if not whole:
+        raise DataError(f"horizon must be a whole number of steps, got {float(value)!r}")
+    steps = int(value)
+    if not 1 <= steps <= MAX_HORIZON:
+        raise DataError(f"horizon must be between 1 and {MAX_HORIZON} steps, got {steps:g}")
+    return steps
 
 
 # ------------------------------------------------------------------------------ config
@@ -584,12 +601,19 @@ class ForecastPipeline(Pipeline):
         """Forecast the `horizon` steps after the last of the raw rows `inputs` (in the
         dataset's own form: a list of dicts, a DataFrame or a CSV path; or, as the HTTP API
         sends it, {"rows": [...], "horizon": N}), in the original units. Steps after the
-        first feed each prediction back as a new row (see `next_row`)."""
+        first feed each prediction back as a new row (see `next_row`); `horizon` is at most
+        MAX_HORIZON."""
         rows = inputs
         if isinstance(inputs, Mapping) and "rows" in inputs:
-            rows, horizon = inputs["rows"], int(inputs.get("horizon", horizon))
-        if horizon < 1:
-            raise ValueError(f"horizon must be >= 1, got {horizon}")
+            rows, horizon = inputs["rows"], inputs.get("horizon", horizon)
+            if isinstance(rows, (str, os.PathLike)):
+                # A path here would bypass the checks a server applies to a path given as
+                # the inputs themselves.
+                raise DataError(
+                    "rows must be a list of row objects; to forecast from a CSV file, give "
+                    "the file itself as the inputs"
+                )
+        horizon = forecast_horizon(horizon)
         model, meta = load_model(Path(model_path), with_metadata=True)
         recipe = meta.get("recipe") or {}
         if recipe.get("pipeline") != cls.id:
@@ -617,7 +641,9 @@ class ForecastPipeline(Pipeline):
             dates.append(date[0])
             values.append(value)
             new = cls.next_row(tail.iloc[-1].to_dict(), pd.Timestamp(date[0]), value, recipe)
-            frame = pd.concat([frame, pd.DataFrame([new])], ignore_index=True)
+            # the tail is all the next step reads: copying the whole history every step
+            # would make a long horizon over a long CSV quadratic
+            frame = pd.concat([tail, pd.DataFrame([new])], ignore_index=True)
         return {"target": target, "dates": _iso(dates, recipe["step"]), "predictions": values}
 
 

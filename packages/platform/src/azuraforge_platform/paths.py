@@ -9,7 +9,7 @@ file is reachable. A run resolves the names it was given against the same data f
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from azuraforge_pipeline import PathPolicy, check_path
@@ -63,10 +63,19 @@ def _shorten(match: re.Match[str]) -> str:
     return ".../" + "/".join(path.rstrip("/").split("/")[-2:])
 
 
-def redact_paths(text: str, base: Path | None = None) -> str:
-    """`text` (an error, a traceback) without absolute server paths, for clients: paths in the
-    data folder `base` become what a config names (`uploads/<id>.csv`), installed modules
-    their import path, anything else `.../folder/name`. The server log keeps the original."""
+def redact_paths(
+    text: str, base: Path | None = None, shown: Mapping[str, str] | None = None
+) -> str:
+    """`text` (an error, a traceback) without absolute server paths, for clients: each path in
+    `shown` becomes the name the caller knows it by ("the file of model 'x'"), paths in the
+    data folder `base` what a config names (`uploads/<id>.csv`), installed modules their
+    import path, anything else `.../folder/name`. The server log keeps the original."""
+    names = sorted((shown or {}).items(), key=lambda item: len(item[0]), reverse=True)
+    for index, (path, _) in enumerate(names):
+        text = text.replace(path, f"\x00{index}\x00")
     if base is not None:
         text = text.replace(f"{base}/", "")
-    return _ABSOLUTE.sub(_shorten, text)
+    text = _ABSOLUTE.sub(_shorten, text)
+    for index, (_, name) in enumerate(names):
+        text = text.replace(f"\x00{index}\x00", name)
+    return text

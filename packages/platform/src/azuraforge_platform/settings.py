@@ -99,6 +99,23 @@ class Settings(BaseSettings):
     ws_ping_seconds: float = Field(
         default=15.0, gt=0, description="Idle WebSockets get a ping message this often."
     )
+    predict_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Wall-clock limit of one prediction; its process is killed after it.",
+    )
+    predict_memory_mb: int = Field(
+        default=2048,
+        ge=64,
+        description="Memory (address space) one prediction may allocate beyond what its "
+        "pre-loaded worker process already holds; over it, the prediction is refused.",
+    )
+    predict_max_concurrent: int = Field(
+        default=2,
+        ge=1,
+        description="Predictions running at once per API process; more wait for a free slot "
+        "(up to predict_timeout_seconds, then 503).",
+    )
 
     # -- authentication ---------------------------------------------------------------------
     auth_enabled: bool = Field(

@@ -90,17 +90,57 @@ class NoPredict(Pipeline):
     def run(self, config, context):
         context.save_artifact("model.json", {{"w": 1}}, kind="model")
         return {{}}
+
+
+class Misbehaving(Pipeline):
+    """Predictions that do what the inputs ask, as a careless or hostile plugin might."""
+
+    id = "{pipeline_id}_bad"
+    name = "Misbehaving predictions"
+
+    def run(self, config, context):
+        context.save_artifact("model.json", {{"w": 1}}, kind="model")
+        return {{}}
+
+    @classmethod
+    def predict(cls, model_path, inputs):
+        if isinstance(inputs, os.PathLike):  # a file (an upload): apps read files from Paths
+            with open(inputs, "rb") as fh:
+                return {{"bytes": len(fh.read())}}
+        if inputs.get("pid_file"):
+            with open(inputs["pid_file"], "w") as fh:
+                fh.write(str(os.getpid()))
+        action = inputs.get("do")
+        if action == "sleep":
+            while True:
+                time.sleep(0.1)
+        if action == "allocate":  # touched memory, without bound
+            hog = []
+            while True:
+                hog.append(bytearray(b"x" * (64 * 2**20)))
+        if action == "exit":
+            os._exit(int(inputs.get("code", 3)))
+        if action == "fail":
+            raise ValueError(f"{{model_path}} cannot read {{inputs.get('path')}}")
+        if action == "crash":
+            raise RuntimeError("a bug in the plugin")
+        return {{"echo": inputs.get("value"), "pid": os.getpid()}}
 '''
 
 
 @pytest.fixture(scope="session")
 def trainer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Installs a real plugin distribution with two pipelines: `<id>` (trains, predicts) and
-    `<id>_np` (no predict); worker processes find them through their entry points."""
+    """Installs a real plugin distribution with three pipelines: `<id>` (trains, predicts),
+    `<id>_np` (no predict) and `<id>_bad` (predictions that sleep, allocate, exit, read files
+    on request); worker processes find them through their entry points."""
     tag = uuid.uuid4().hex[:8]
     pipeline_id, module, dist = f"trainer_{tag}", f"azf_trainer_{tag}", f"azf-trainer-{tag}"
     sources = {f"{module}/__init__.py": TRAINER_SOURCE.format(pipeline_id=pipeline_id)}
-    entry_points = {pipeline_id: f"{module}:Trainer", f"{pipeline_id}_np": f"{module}:NoPredict"}
+    entry_points = {
+        pipeline_id: f"{module}:Trainer",
+        f"{pipeline_id}_np": f"{module}:NoPredict",
+        f"{pipeline_id}_bad": f"{module}:Misbehaving",
+    }
     with installed_plugin(tmp_path_factory.mktemp("trainer"), dist, sources, entry_points):
         yield pipeline_id
 

@@ -184,7 +184,7 @@ def test_uploads_answer_with_no_server_path(api: TestClient, tmp_path: Path) -> 
     assert created.json()["path"] == f"uploads/{upload_id}"
 
 
-def test_predict_reads_files_only_by_upload_id(api: TestClient, trainer: str) -> None:
+def test_predict_reads_only_the_callers_uploads(api: TestClient, trainer: str) -> None:
     created = _create(api, trainer, {"epochs": 200, "lr": 0.3})
     assert _run_here(api, created.json()["id"])["status"] == "succeeded"
     model = {"name": "line", "experiment_id": created.json()["id"]}
@@ -193,10 +193,11 @@ def test_predict_reads_files_only_by_upload_id(api: TestClient, trainer: str) ->
     by_id = api.post(f"{API}/models/line/predict", json={"upload_id": xs["id"]})
     assert by_id.status_code == 200, by_id.text
     assert by_id.json()["predictions"] == pytest.approx([-2, 1], abs=0.1)  # y = 3x - 2
-    # a path in `inputs` is data to the pipeline, never a file the server opens
-    for inputs in ("/etc/passwd", xs["path"]):
-        refused = api.post(f"{API}/models/line/predict", json={"inputs": inputs})
-        assert refused.status_code == 422 and "root:" not in refused.text
+    # a string in `inputs` names a file only inside the uploads folder (or a data root)
+    by_path = api.post(f"{API}/models/line/predict", json={"inputs": xs["path"]})
+    assert by_path.json()["predictions"] == by_id.json()["predictions"]
+    refused = api.post(f"{API}/models/line/predict", json={"inputs": "/etc/passwd"})
+    assert refused.status_code == 422 and "root:" not in refused.text
     assert api.post(f"{API}/models/line/predict", json={"upload_id": "0" * 32}).status_code == 404
 
 

@@ -134,6 +134,7 @@ _DESCRIPTIONS = {
     409: "Conflict with the current state",
     413: "Request body too large",
     422: "Invalid input; `fields` names each offending field",
+    503: "Busy: try again shortly",
 }
 
 

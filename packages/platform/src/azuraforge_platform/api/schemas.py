@@ -3,10 +3,11 @@ SQLAlchemy tables. Importing this module needs pydantic only (the client uses it
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from azuraforge_platform.store.accounts import USERNAME_PATTERN
 from azuraforge_platform.store.models import ExperimentStatus
@@ -271,6 +272,9 @@ class ModelList(Schema):
     items: list[ModelPublic]
 
 
+_MAX_INPUT_DEPTH = 32  # images are (N, H, W), rows a list of objects
+
+
 class PredictRequest(Schema):
     model_config = ConfigDict(extra="forbid")
 
@@ -284,6 +288,25 @@ class PredictRequest(Schema):
         max_length=64,
         description="Instead of `inputs`: an uploaded data file (`inputs` never names a file).",
     )
+
+    @field_validator("inputs")
+    @classmethod
+    def _plain_numbers(cls, value: Any) -> Any:
+        # Python's JSON reader accepts NaN, Infinity and 1e400; no model input means them,
+        # and a count like `horizon` must not reach a pipeline as one. Deep nesting is no
+        # model input either (and would not travel to the prediction process).
+        stack = [(value, 0)]
+        while stack:  # a loop, not recursion: the nesting is the client's to choose
+            item, depth = stack.pop()
+            if depth > _MAX_INPUT_DEPTH:
+                raise ValueError(f"nested more than {_MAX_INPUT_DEPTH} levels deep")
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ValueError("numbers must be finite (NaN and Infinity are not JSON)")
+            if isinstance(item, dict):
+                stack.extend((v, depth + 1) for v in item.values())
+            elif isinstance(item, list):
+                stack.extend((v, depth + 1) for v in item)
+        return value
 
 
 class PredictResponse(Schema):

@@ -1,4 +1,5 @@
-"""What the API process holds while it runs: store, events, uploads, pipelines, job dispatch."""
+"""What the API process holds while it runs: store, accounts, events, uploads, pipelines, job
+dispatch, the prediction sandbox."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from azuraforge_pipeline import PipelineRegistry, discover
 from azuraforge_platform.accounts import Accounts
 from azuraforge_platform.api.live import LiveHub
 from azuraforge_platform.events import EventService, make_bus
+from azuraforge_platform.execution.predict import PredictionSandbox
 from azuraforge_platform.settings import Settings
 from azuraforge_platform.store import ExperimentStore, ModelRegistry, UploadStore, make_engine
 from azuraforge_platform.store.accounts import AccountStore
@@ -43,6 +45,7 @@ class Services:
     uploads: UploadStore
     hub: LiveHub
     dispatcher: Dispatcher
+    predictions: PredictionSandbox
     mode: str  # "embedded" or "distributed"
     executor: Any = None  # LocalExecutor in embedded mode
     celery: Any = None  # Celery app in distributed mode
@@ -89,6 +92,7 @@ class Services:
             uploads=UploadStore(store),
             hub=LiveHub(events),
             dispatcher=dispatcher,
+            predictions=PredictionSandbox.from_settings(settings).start(),
             mode=mode,
             executor=executor,
             celery=celery,
@@ -109,6 +113,7 @@ class Services:
 
     def close(self) -> None:
         self.hub.close()
+        self.predictions.close()
         if self.executor is not None:
             self.executor.stop()
         self.events.bus.close()

@@ -15,6 +15,8 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from azuraforge_platform.events import EventBus, EventService, InProcessEventBus, make_bus
+from azuraforge_platform.execution.processes import mp_context as _mp
+from azuraforge_platform.execution.processes import warm_up
 from azuraforge_platform.execution.recovery import reap_lost_runs, recover_run
 from azuraforge_platform.execution.runner import run_experiment
 from azuraforge_platform.paths import run_path_policy
@@ -25,15 +27,6 @@ __all__ = ["LocalExecutor", "SupervisedRun", "warm_up"]
 
 log = logging.getLogger(__name__)
 
-# Not plain fork: the parent has threads (dispatcher, API server) and open connections.
-# A fork server is a clean single-threaded process that imported the platform once and forks
-# a child per run in milliseconds; spawn (Windows) re-imports everything for every run.
-if "forkserver" in multiprocessing.get_all_start_methods():
-    _mp: Any = multiprocessing.get_context("forkserver")
-    # __main__ too: each child re-runs the main script, which is cheap once it was imported.
-    _mp.set_forkserver_preload(["__main__", __name__])
-else:  # pragma: no cover - Windows
-    _mp = multiprocessing.get_context("spawn")
 _KILL_AFTER_SECONDS = 5.0  # between SIGTERM and SIGKILL for a run that ignored its cancel
 
 
@@ -68,14 +61,6 @@ def _child_main(settings: Settings, experiment_id: str, worker: str, relay: Any 
     finally:
         bus.close()
         store.close()
-
-
-def warm_up() -> None:
-    """Start the fork server now, so the first run does not wait for its imports."""
-    if _mp.get_start_method() == "forkserver":
-        from multiprocessing import forkserver
-
-        forkserver.ensure_running()
 
 
 class SupervisedRun:

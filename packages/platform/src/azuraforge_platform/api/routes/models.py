@@ -1,18 +1,20 @@
-"""Registered models: register an experiment's model artifact under a name, predict with it."""
+"""Registered models: register an experiment's model artifact under a name, predict with it
+(in the prediction sandbox: `azuraforge_platform.execution.predict`)."""
 
 from __future__ import annotations
 
-import json
+import logging
+from pathlib import Path as FsPath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from azuraforge_pipeline import PredictionNotSupportedError, UnknownPipelineError
+from azuraforge_pipeline import PathNotAllowedError, UnknownPipelineError, check_path
 from azuraforge_platform.api.deps import ModelsDep, ServicesDep
 from azuraforge_platform.api.errors import ApiError, responses
 from azuraforge_platform.api.routes.experiments import artifact_file
-from azuraforge_platform.api.routes.uploads import upload_file
+from azuraforge_platform.api.routes.uploads import upload_file, upload_guard
 from azuraforge_platform.api.schemas import (
     ModelCreate,
     ModelList,
@@ -21,7 +23,8 @@ from azuraforge_platform.api.schemas import (
     PredictResponse,
 )
 from azuraforge_platform.api.security import PrincipalDep, audit
-from azuraforge_platform.paths import redact_paths
+from azuraforge_platform.execution.predict import PredictionFailedError
+from azuraforge_platform.paths import client_path_policy
 from azuraforge_platform.store import (
     ExperimentNotFoundError,
     ExperimentStatus,
@@ -30,7 +33,8 @@ from azuraforge_platform.store import (
     ModelRecord,
     ModelRegistry,
 )
-from azuraforge_platform.store.models import json_safe
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -138,19 +142,45 @@ async def delete_model(
     return Response(status_code=204)
 
 
+_JSON = "application/json"
+_MAX_PATH = 4096  # characters of a string `inputs` (PATH_MAX on Linux)
+
+# How a sandboxed prediction's failure is answered: (status, error code); bad inputs also
+# name the field, and the rest (a bug in the pipeline) is a 500 with its traceback logged.
+_FAILURES = {
+    "not_supported": (400, "prediction_not_supported"),
+    "unknown_pipeline": (404, "not_found"),
+    "timeout": (422, "prediction_timeout"),
+    "out_of_memory": (422, "prediction_out_of_memory"),
+    "killed": (422, "prediction_killed"),
+    "too_large": (422, "prediction_too_large"),
+    "busy": (503, "busy"),
+    "client_gone": (400, "cancelled"),
+}
+
+
 @router.post(
     "/{name}/predict",
     response_model=PredictResponse,
-    responses=responses(400, 404, 422),
+    responses=responses(400, 404, 422, 503),
     summary="Predict with a registered model from RAW inputs",
+    description="The prediction runs in a child process under a time limit "
+    "(`predict_timeout_seconds`) and a memory limit (`predict_memory_mb`); a string `inputs` "
+    "names a file in the uploads folder or a configured data root.",
 )
 async def predict(
-    name: ModelName, body: PredictRequest, services: ServicesDep, principal: PrincipalDep
-) -> PredictResponse:
-    def run() -> PredictResponse:
+    name: ModelName,
+    body: PredictRequest,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    request: Request,
+) -> Response:
+    settings = services.settings
+
+    def prepare() -> tuple[str, FsPath, Any, dict[str, str]]:
         record = _get(services.models, name)
         try:
-            cls = services.pipelines().get(record.pipeline_id)
+            services.pipelines().get(record.pipeline_id)
         except UnknownPipelineError as exc:
             raise ApiError(
                 404, f"model {name!r} needs a pipeline that is not installed: {exc}"
@@ -164,24 +194,45 @@ async def predict(
                 "give exactly one of inputs and upload_id",
                 fields=[("inputs", "give inputs or upload_id")],
             )
+        label = f"the file of model {name!r}"
+        shown = {str(model_path): label, str(model_path.resolve()): label}
         inputs: Any = body.inputs
         if body.upload_id is not None:
             # a Path: pipelines read files only from one (a JSON string is data, never a file)
-            inputs = upload_file(services.settings, services.uploads, body.upload_id, principal)
-        try:
-            result = cls.predict(model_path, inputs)
-        except PredictionNotSupportedError as exc:
-            raise ApiError(400, str(exc), code="prediction_not_supported") from None
-        except (ValueError, TypeError, KeyError, IndexError, LookupError) as exc:
-            reason = redact_paths(str(exc), services.settings.data_dir.resolve())
-            raise ApiError(
-                422, f"the inputs do not suit model {name!r}: {reason}", code="bad_inputs"
-            ) from None
-        try:
-            predictions = json_safe(result)
-            json.dumps(predictions)
-        except (TypeError, ValueError) as exc:
-            raise ApiError(500, f"pipeline returned non-JSON predictions: {exc}") from None
-        return PredictResponse(model=name, pipeline_id=record.pipeline_id, predictions=predictions)
+            inputs = upload_file(settings, services.uploads, body.upload_id, principal)
+            shown[str(inputs)] = f"upload {body.upload_id!r}"
+        elif isinstance(inputs, str):  # a file on the server: only where clients may read
+            if len(inputs) > _MAX_PATH:
+                message = f"a path of {len(inputs)} characters is too long (at most {_MAX_PATH})"
+                raise ApiError(422, message, fields=[("inputs", message)])
+            guard = upload_guard(settings, services.uploads, principal)
+            try:
+                inputs = check_path(inputs, client_path_policy(settings, guard))
+            except PathNotAllowedError as exc:
+                raise ApiError(422, str(exc), fields=[("inputs", str(exc))]) from None
+            shown[str(inputs)] = repr(body.inputs)
+        return record.pipeline_id, model_path, inputs, shown
 
-    return await run_in_threadpool(run)
+    pipeline_id, model_path, inputs, shown = await run_in_threadpool(prepare)
+    try:
+        predictions = await services.predictions.predict(
+            pipeline_id, model_path, inputs, shown=shown, client_gone=request.is_disconnected
+        )
+    except PredictionFailedError as exc:
+        if exc.kind == "bad_inputs":
+            message = f"the inputs do not suit model {name!r}: {exc.message}"
+            fields = [("inputs", exc.message)]
+            raise ApiError(422, message, code="bad_inputs", fields=fields) from None
+        if exc.kind in _FAILURES:
+            status, code = _FAILURES[exc.kind]
+            raise ApiError(status, exc.message, code=code) from None
+        if exc.kind == "bad_output":
+            message = f"pipeline returned non-JSON predictions: {exc.message}"
+            raise ApiError(500, message) from None
+        log.error("prediction with model %r failed: %s\n%s", name, exc.message, exc.detail)
+        raise ApiError(500, f"{exc.message}; see the server log") from None
+    # The child's JSON goes out as it is: parsing and re-encoding a large answer here would
+    # cost the API process what the sandbox spared it.
+    head = PredictResponse(model=name, pipeline_id=pipeline_id, predictions=None)
+    content = head.model_dump_json(exclude={"predictions"})[:-1].encode()
+    return Response(content + b',"predictions":' + predictions + b"}", media_type=_JSON)
