@@ -184,6 +184,37 @@ def test_sigkilled_worker_run_is_lost_requeued_and_resumed_on_the_other(
     assert final.summary is not None and final.summary["w_error"] < 0.05
 
 
+def test_a_sigkilled_worker_process_takes_its_fork_server_and_run_child_along(
+    cluster: Cluster, probe_pipeline: str
+) -> None:
+    """Only the worker's own process is killed (not its group): its children must not run
+    on as orphans, beating for a run nobody supervises."""
+    import re
+
+    from .test_parent_death import parent_of, running
+
+    worker = cluster.start_worker("w1")
+    exp_id = cluster.submit(probe_pipeline, {"mode": "slow", "steps": 10**7}, max_attempts=1)
+
+    def run_pid() -> int | None:
+        for line in cluster.store.logs(exp_id, limit=5):
+            if found := re.search(r"pid (\d+) step", line.message):
+                return int(found.group(1))
+        return None
+
+    cluster.wait_for(lambda: run_pid() is not None)
+    child = run_pid()
+    assert child is not None
+    forkserver = parent_of(child)
+    assert parent_of(forkserver) == worker.pid
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait()
+    cluster.wait_for(lambda: not running(child) and not running(forkserver))
+    cluster.start_worker("w2")  # its reaper finds the run silent
+    [lost] = cluster.wait([exp_id])
+    assert lost.status is S.failed and "stopped heart-beating" in (lost.error or "")
+
+
 def test_cancel_ends_cancelled_cooperatively_or_by_termination(
     cluster: Cluster, fit_pipeline: str, probe_pipeline: str
 ) -> None:

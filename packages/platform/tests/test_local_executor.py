@@ -140,3 +140,78 @@ def test_killed_and_silent_runs_are_recovered_and_resume(tmp_path: Path, fit_pip
     assert recovered.status is S.succeeded and recovered.attempts == 2
     assert recovered.worker != "ghost-host:1"
     store.close()
+
+
+def test_start_recovers_the_runs_of_a_dead_earlier_executor_of_this_machine(
+    tmp_path: Path,
+) -> None:
+    """What a restart after a SIGKILL finds: runs held by `host:pid:local-N` workers of this
+    machine whose process is gone. Silent ones are recovered before start() returns; one that
+    still beats only once it is silent for two beats; live owners, other machines and other
+    kinds of worker are the periodic reaper's business."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from azuraforge_platform.execution import local
+    from azuraforge_platform.store.models import Experiment
+
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'store.db'}",
+        heartbeat_seconds=0.2,
+        lost_after_seconds=3600,  # the periodic reaper stays out of this test
+    )
+    store = ExperimentStore.from_settings(settings)
+    host = socket.gethostname()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    dead = int(gone.stdout)
+
+    def held(worker: str, silent_for: float, max_attempts: int = 1) -> str:
+        exp = store.create(pipeline_id="no-such-pipeline", config={}, max_attempts=max_attempts)
+        assert store.claim(exp.id, worker) is not None
+        with store._write() as session:
+            session.execute(
+                update(Experiment)
+                .where(Experiment.id == exp.id)
+                .values(heartbeat_at=datetime.now(UTC) - timedelta(seconds=silent_for))
+            )
+        return exp.id
+
+    orphan = held(f"{host}:{dead}:local-1", silent_for=5)
+    retried = held(f"{host}:{dead}:local-2", silent_for=5, max_attempts=2)
+    same_pid = held(f"{host}:{os.getpid()}:local-99999", silent_for=5)  # a restarted container
+    beating = held(f"{host}:{dead}:local-3", silent_for=0)
+    live_owner = held(f"{host}:{os.getppid()}:local-1", silent_for=5)
+    elsewhere = held(f"other-{host}:{dead}:local-1", silent_for=5)
+    cli = held(f"{host}:{dead}:cli", silent_for=5)
+    ours = local._names.take(host)  # as another executor of this process holds its run
+    sibling = held(ours, silent_for=5)
+
+    executor = LocalExecutor(settings, store, InProcessEventBus(), poll_seconds=0.05)
+    executor.start()
+    try:
+        # at once, before the API would answer a health request
+        assert store.get(orphan).status is S.failed
+        assert f"{host}:{dead}:local-1 is gone" in (store.get(orphan).error or "")
+        assert store.get(same_pid).status is S.failed
+        requeued = [e.payload["status"] for e in store.events_after(retried) if e.type == "status"]
+        assert requeued[:2] == ["lost", "queued"]  # then this executor runs it (and fails it)
+        assert store.get(beating).status is S.running
+        _wait_final(store, [beating], timeout=30)  # silent now: the dispatcher sees it
+        assert store.get(beating).status is S.failed
+        for untouched in (live_owner, elsewhere, cli, sibling):
+            assert store.get(untouched).status is S.running
+        # new worker names never repeat the dead process's own ones
+        _wait_final(store, [retried])
+        name = str(store.get(retried).worker)
+        assert name.startswith(f"{host}:{os.getpid()}:local-") and int(name.rsplit("-")[-1]) > 99999
+    finally:
+        local._names.release(ours)
+        executor.stop()
+        store.close()

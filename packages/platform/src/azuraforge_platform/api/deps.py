@@ -21,6 +21,7 @@ from azuraforge_platform.store import (
 )
 
 __all__ = [
+    "SQL_INT_MAX",
     "EventsDep",
     "ExperimentDep",
     "ExperimentId",
@@ -68,6 +69,10 @@ EventsDep = Annotated[EventService, Depends(_events)]
 ModelsDep = Annotated[ModelRegistry, Depends(_models)]
 UploadsDep = Annotated[UploadStore, Depends(_uploads)]
 
+
+# The largest integer every database column takes (signed 64 bits): integer query parameters
+# that reach SQL are bounded by it, so a larger one is a 422 rather than an overflow (500).
+SQL_INT_MAX = 2**63 - 1
 
 ExperimentId = Annotated[
     str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$", description="Experiment id")

@@ -6,10 +6,11 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError, WebSocketRequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.websockets import WebSocketState
 
 from azuraforge_platform.api.schemas import ErrorResponse
 
@@ -83,6 +84,14 @@ def _validation_fields(errors: Sequence[Any]) -> list[tuple[str, str]]:
     return [(_loc_path(err.get("loc", ())), str(err.get("msg", "invalid"))) for err in errors]
 
 
+def _close_reason(text: str) -> str:
+    # A close frame carries at most 123 bytes of reason (125 minus the code).
+    data = text.encode()
+    if len(data) <= 123:
+        return text
+    return data[:120].decode(errors="ignore") + "..."
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def api_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
@@ -99,6 +108,19 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             error_payload(422, f"invalid request: {listed}", fields=fields), status_code=422
         )
+
+    async def websocket_validation_error(websocket: WebSocket, exc: Exception) -> None:
+        # Before the endpoint ran, so the socket is not accepted yet: accept it to say why
+        # (a close before the handshake reaches the client as a bare HTTP 403), then close
+        # with "policy violation".
+        assert isinstance(exc, WebSocketRequestValidationError)
+        fields = _validation_fields(exc.errors())
+        listed = "; ".join(f"{p}: {m}" for p, m in fields[:5])
+        if websocket.client_state is WebSocketState.CONNECTING:
+            await websocket.accept()
+        payload = error_payload(422, f"invalid request: {listed}", fields=fields)
+        await websocket.send_json({"type": "error", **payload})
+        await websocket.close(code=1008, reason=_close_reason(f"invalid {listed}"))
 
     async def http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
@@ -121,7 +143,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(WebSocketRequestValidationError, validation_error)
+    app.add_exception_handler(WebSocketRequestValidationError, websocket_validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, unexpected)
 

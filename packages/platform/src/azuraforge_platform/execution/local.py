@@ -5,27 +5,36 @@ child processes busy with the oldest queued experiments."""
 from __future__ import annotations
 
 import logging
-import multiprocessing
+import os
 import queue
+import re
 import socket
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from multiprocessing.process import BaseProcess
 from typing import Any
 
 from azuraforge_platform.events import EventBus, EventService, InProcessEventBus, make_bus
+from azuraforge_platform.execution import processes
+from azuraforge_platform.execution.lifeline import die_with_parent
 from azuraforge_platform.execution.processes import mp_context as _mp
 from azuraforge_platform.execution.processes import warm_up
 from azuraforge_platform.execution.recovery import reap_lost_runs, recover_run
 from azuraforge_platform.execution.runner import run_experiment
 from azuraforge_platform.paths import run_path_policy
 from azuraforge_platform.settings import Settings
-from azuraforge_platform.store import EventRecord, ExperimentStatus, ExperimentStore
+from azuraforge_platform.store import (
+    EventRecord,
+    ExperimentNotFoundError,
+    ExperimentStatus,
+    ExperimentStore,
+)
 
 __all__ = ["LocalExecutor", "SupervisedRun", "warm_up"]
 
 log = logging.getLogger(__name__)
+_ACTIVE = frozenset({ExperimentStatus.running, ExperimentStatus.cancelling})
 
 _KILL_AFTER_SECONDS = 5.0  # between SIGTERM and SIGKILL for a run that ignored its cancel
 
@@ -44,6 +53,9 @@ class _RelayBus(EventBus):
 
 
 def _child_main(settings: Settings, experiment_id: str, worker: str, relay: Any | None) -> None:
+    die_with_parent(
+        processes.FORK_SERVER_PID
+    )  # an orphaned run would beat (and train) on unsupervised
     store = ExperimentStore.from_settings(settings)
     bus: EventBus = (
         _RelayBus(relay)
@@ -133,11 +145,60 @@ class SupervisedRun:
             self.process.join(poll_seconds)
 
 
+# What LocalExecutor names its runs' workers: `host:pid:local-N` (pid: the executor's process).
+_WORKER_NAME = re.compile(r"^(?P<host>.+):(?P<pid>\d+):local-(?P<n>\d+)$")
+
+
+class _WorkerNames:
+    """The names this process's executors gave their runs: numbered across all of them, and
+    those in use now, so a name with this process's pid is known to be ours or not."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = 0
+        self.held: set[str] = set()
+
+    def take(self, host: str) -> str:
+        with self._lock:
+            self._last += 1
+            name = f"{host}:{os.getpid()}:local-{self._last}"
+            self.held.add(name)
+            return name
+
+    def release(self, name: str) -> None:
+        with self._lock:
+            self.held.discard(name)
+
+    def skip_past(self, number: int) -> None:
+        with self._lock:
+            self._last = max(self._last, number)
+
+
+_names = _WorkerNames()
+
+
+def _process_gone(pid: int) -> bool:
+    """Whether no process `pid` runs on this machine."""
+    if pid <= 0 or os.name == "nt":  # kill(0, 0) means the process group; on Windows, kill
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # EPERM: another user's process, alive
+        return False
+    return False
+
+
 class LocalExecutor:
     """Runs queued experiments in child processes.
 
     With an `InProcessEventBus` (embedded mode) the children's events are relayed to it
     through a queue; with Redis they publish there directly.
+
+    On start it recovers the runs an earlier embedded process of this machine held when it
+    died (SIGKILL, power loss): its run children died with it (see lifeline.py), so waiting
+    `lost_after_seconds` for the reaper would only show them as live workers meanwhile.
     """
 
     def __init__(
@@ -166,12 +227,17 @@ class LocalExecutor:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._counter = 0
         self._host = socket.gethostname()
         self._last_reap = 0.0
+        self._orphans: dict[str, str] = {}  # experiment id -> the dead process's worker name
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> LocalExecutor:
+        try:
+            self._orphans = self._find_orphans()
+            self._recover_orphans()  # before the API answers: health never counts them
+        except Exception:  # the periodic reaper recovers them later
+            log.exception("looking for runs of a dead earlier process failed")
         warm_up()
         dispatcher = threading.Thread(target=self._dispatch_loop, name="azf-dispatch", daemon=True)
         self._threads = [dispatcher]
@@ -223,6 +289,8 @@ class LocalExecutor:
         while not self._stopping.is_set():
             try:
                 self._supervise()
+                if self._orphans:
+                    self._recover_orphans()
                 if time.monotonic() - self._last_reap >= self.settings.reap_seconds:
                     # runs of any process that died silently (another executor, a CLI run)
                     reap_lost_runs(self.events, lost_after)
@@ -248,11 +316,68 @@ class LocalExecutor:
                 break
             if exp.id in self._running:
                 continue
-            self._counter += 1
-            worker = f"{self._host}:{multiprocessing.current_process().pid}:local-{self._counter}"
-            run = SupervisedRun(self.settings, exp.id, worker, self._relay).start()
+            worker = _names.take(self._host)
+            try:
+                run = SupervisedRun(self.settings, exp.id, worker, self._relay).start()
+            except BaseException:
+                _names.release(worker)
+                raise
             self._running[exp.id] = run
             free -= 1
+
+    def _find_orphans(self) -> dict[str, str]:
+        """Active runs that an embedded executor of this machine held, in a process that is
+        gone. One with this process's pid that no executor here holds counts too: an earlier
+        process had the same pid (PID 1 of a restarted container); new names are numbered
+        past its ones, never to be confused with them."""
+        orphans: dict[str, str] = {}
+        cursor: str | None = None
+        while True:
+            page = self.store.list_experiments(
+                status=[ExperimentStatus.running.value, ExperimentStatus.cancelling.value],
+                limit=1000,
+                cursor=cursor,
+            )
+            for exp in page.items:
+                found = _WORKER_NAME.match(exp.worker or "")
+                if found is None or found["host"] != self._host:
+                    continue
+                pid, worker = int(found["pid"]), str(exp.worker)
+                if pid == os.getpid():
+                    if worker in _names.held:  # another executor of this process runs it
+                        continue
+                    _names.skip_past(int(found["n"]))
+                elif not _process_gone(pid):
+                    continue
+                orphans[exp.id] = worker
+            cursor = page.next_cursor
+            if cursor is None:
+                return orphans
+
+    def _recover_orphans(self) -> None:
+        """Recover the orphans silent for two beats. One still beating stays an orphan to
+        look at again: its owner's pid may only be invisible from here (another container
+        with this host name), or a child outlived its parent where nothing ties it to it."""
+        beats = min(2 * self.settings.heartbeat_seconds, self.settings.lost_after_seconds)
+        silent_since = datetime.now(UTC) - timedelta(seconds=beats)
+        for exp_id, worker in list(self._orphans.items()):
+            try:
+                record = recover_run(
+                    self.events,
+                    exp_id,
+                    worker=worker,
+                    heartbeat_before=silent_since,
+                    reason=f"the process of worker {worker} is gone (found when the platform "
+                    f"started again on {self._host})",
+                )
+                current = self.store.get(exp_id) if record is None else record
+            except ExperimentNotFoundError:  # deleted meanwhile
+                del self._orphans[exp_id]
+                continue
+            if record is not None:
+                log.warning("run %s of the dead worker %s: %s", exp_id, worker, record.status)
+            if record is not None or current.status not in _ACTIVE or current.worker != worker:
+                del self._orphans[exp_id]
 
     def _supervise(self) -> None:
         """Cancels past their grace are terminated; finished children are forgotten (and
@@ -260,6 +385,7 @@ class LocalExecutor:
         for exp_id, run in list(self._running.items()):
             if run.check(self.events, self.cancel_grace_seconds):
                 del self._running[exp_id]
+                _names.release(run.worker)
 
     def _relay_loop(self) -> None:
         while True:

@@ -4,7 +4,9 @@ views follow along.
 
 Who calls this:
 - embedded mode: the `LocalExecutor` dispatcher, for its own children that exit without an
-  outcome (at once) and for any run that stopped heart-beating (`reap_lost_runs`);
+  outcome (at once), for the runs of an earlier embedded process of this machine that died
+  (when it starts, once they are silent for two beats) and for any run that stopped
+  heart-beating (`reap_lost_runs`);
 - distributed mode: every Celery worker's reaper thread (`worker/app.py`), which also re-sends
   the task of each re-queued run; the same supervision as embedded mode covers the children
   of a live worker. Conditional UPDATEs make concurrent reapers harmless: one wins per run.
@@ -12,7 +14,7 @@ Who calls this:
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from azuraforge_platform.events import EventService
 from azuraforge_platform.store import ExperimentRecord, ExperimentStatus
@@ -30,11 +32,18 @@ def _announce(events: EventService, record: ExperimentRecord) -> None:
 
 
 def recover_run(
-    events: EventService, experiment_id: str, *, worker: str, reason: str
+    events: EventService,
+    experiment_id: str,
+    *,
+    worker: str,
+    reason: str,
+    heartbeat_before: datetime | None = None,
 ) -> ExperimentRecord | None:
-    """`worker`'s run ended without an outcome: recover it (None if it had one after all, or
-    another worker holds it now)."""
-    record = events.store.recover(experiment_id, worker=worker, reason=reason)
+    """`worker`'s run ended without an outcome: recover it (None if it had one after all,
+    another worker holds it now, or it beat since `heartbeat_before`)."""
+    record = events.store.recover(
+        experiment_id, worker=worker, reason=reason, heartbeat_before=heartbeat_before
+    )
     if record is not None:
         _announce(events, record)
     return record

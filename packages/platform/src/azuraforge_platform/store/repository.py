@@ -546,10 +546,17 @@ class ExperimentStore:
             c_sort, c_desc, value, last_id = json.loads(base64.urlsafe_b64decode(padded))
         except (ValueError, TypeError) as exc:
             raise ValueError("malformed pagination cursor") from exc
+        # Both are bound into SQL: anything but the strings _encode_cursor wrote (a dict, an
+        # integer past 64 bits) would fail there, as a server error instead of a bad cursor.
+        if not isinstance(value, str) or not isinstance(last_id, str):
+            raise ValueError("malformed pagination cursor")
         if c_sort != sort or c_desc != descending:
             raise ValueError("the cursor belongs to a different sort order")
         if sort == "created_at":
-            return datetime.fromisoformat(value), last_id
+            try:
+                return datetime.fromisoformat(value), last_id
+            except ValueError:
+                raise ValueError("malformed pagination cursor") from None
         return value, last_id
 
     def delete(self, experiment_id: str) -> None:

@@ -5,7 +5,8 @@ reconnects with `after=<last seq it saw>` misses nothing and sees nothing twice.
 messages have no `seq`: `{"type": "ping"}` every `ws_ping_seconds` of silence (so proxies keep
 idle sockets), `{"type": "end", "status", "last_seq"}` before the server closes the socket
 once the experiment has ended, and `{"type": "error", "error": {...}}` before closing with
-code 4401 (no valid credential), 4404 (unknown experiment) or 1011.
+code 4401 (no valid credential), 4404 (unknown experiment), 1008 (invalid query parameter, see
+api/errors.py) or 1011 (internal error: the details go to the server log, never to the client).
 
 Authentication: browsers offer the subprotocols `azuraforge.v1` and
 `azuraforge.token.<token from POST /auth/ws-token>`; other clients may send
@@ -24,6 +25,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
+from azuraforge_platform.api.deps import SQL_INT_MAX
 from azuraforge_platform.api.errors import error_payload
 from azuraforge_platform.api.live import AsyncEventStream
 from azuraforge_platform.api.security import authenticate_websocket
@@ -90,7 +92,7 @@ async def _drain(websocket: WebSocket) -> None:
 async def experiment_events(
     websocket: WebSocket,
     experiment_id: str,
-    after: Annotated[int, Query(ge=0, description="Last seq already seen")] = 0,
+    after: Annotated[int, Query(ge=0, le=SQL_INT_MAX, description="Last seq already seen")] = 0,
 ) -> None:
     services: Services = websocket.app.state.services
     principal, subprotocol = await authenticate_websocket(websocket)
@@ -116,5 +118,6 @@ async def experiment_events(
         if not isinstance(exc, WebSocketDisconnect | RuntimeError):
             log.error("event stream of %s failed", experiment_id, exc_info=exc)
             with contextlib.suppress(Exception):
-                await websocket.send_json({"type": "error", **error_payload(500, str(exc))})
-                await websocket.close(code=1011)
+                message = "internal error; see the server log"
+                await websocket.send_json({"type": "error", **error_payload(500, message)})
+                await websocket.close(code=1011, reason=message)

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from azuraforge_pipeline import ConfigError, UnknownPipelineError
 from azuraforge_platform.accounts import Principal
 from azuraforge_platform.api.deps import (
+    SQL_INT_MAX,
     ExperimentDep,
     ExperimentId,
     ServicesDep,
@@ -277,7 +278,7 @@ async def get_metrics(
 async def get_logs(
     experiment: ExperimentDep,
     store: StoreDep,
-    after_id: Annotated[int, Query(ge=0)] = 0,
+    after_id: Annotated[int, Query(ge=0, le=SQL_INT_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> LogList:
     lines = await run_in_threadpool(store.logs, experiment.id, after_id=after_id, limit=limit)
@@ -296,7 +297,7 @@ async def get_logs(
 async def get_events(
     experiment: ExperimentDep,
     store: StoreDep,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=SQL_INT_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> list[EventPublic]:
     events = await run_in_threadpool(store.events_after, experiment.id, after, limit=limit)
