@@ -161,6 +161,7 @@ def test_the_total_quota_holds_for_everyone(tmp_path: Path) -> None:
         ("images.zip", _zip({"../evil.png": PNG}), 422, "unsafe path"),
         ("mnist.zip", _zip({"train-images-idx3-ubyte.gz": b"plain"}), 422, "not gzip data"),
     ],
+    ids=lambda value: value if isinstance(value, str) else "",  # bytes differ run to run
 )
 def test_content_must_match_its_declared_type(
     api: TestClient, tmp_path: Path, name: str, data: bytes, status: int, message: str
@@ -183,6 +184,7 @@ def test_content_must_match_its_declared_type(
         ("t10k-labels.idx1-ubyte", b"\0\0\x08\x01\0\0\0\x01\x05"),
         ("shapes.zip", _zip({"shapes/cat/1.png": PNG, "shapes/dog/1.png": PNG, "README": b"."})),
     ],
+    ids=lambda value: value if isinstance(value, str) else "",  # zip and gzip carry the time
 )
 def test_good_files_are_accepted(api: TestClient, name: str, data: bytes) -> None:
     response = _upload(api, name, data)
