@@ -105,7 +105,7 @@ def test_end_to_end_on_a_csv_reports_saves_and_predicts(tmp_path):
         WeatherForecaster.predict(
             ctx.artifact_dir / "model.safetensors", str(tmp_path / "upload.csv")
         )
-    with pytest.raises(DataError, match="must be a list of dicts"):
+    with pytest.raises(DataError, match="must be a list of row objects"):
         WeatherForecaster.predict(ctx.artifact_dir / "model.safetensors", {"rows": "/etc/passwd"})
     three = WeatherForecaster.predict(ctx.artifact_dir / "model.safetensors", rows, horizon=3)
     assert len(three["predictions"]) == 3

@@ -636,7 +636,7 @@ def read_images_file(
         return arr, [f"{p.name}[{i}]" for i in range(len(arr))]
     reader = _ImageReader(image_size)
     if not zipfile.is_zipfile(p):
-        return reader.decode(p, str(p))[None], [p.name]
+        return reader.decode(p, p.name)[None], [p.name]
     try:
         images, names = reader.read_zip(p)
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
