@@ -246,5 +246,7 @@ def test_both_pipelines_are_discovered():
 def test_default_config_beats_persistence_on_seattle(tmp_path):
     summary, _, _ = run({}, tmp_path)
     print("weather default:", summary["test"], summary["mae_ratio"])
+    # a lower MAE than persistence; whether that is beyond noise is the verdict's business
+    # (for seed 0 it is not quite: DM p = 0.058, see the README)
     assert summary["mae_ratio"]["naive"] <= 0.95
     assert summary["beats"]["seasonal"]
