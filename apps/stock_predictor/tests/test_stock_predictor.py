@@ -2,6 +2,7 @@
 
 import importlib.util
 import io
+import re
 import subprocess
 import sys
 import tarfile
@@ -59,8 +60,21 @@ def test_end_to_end_on_a_slice_of_the_sp500(tmp_path):
         assert summary["test"]["model"][key] > 0 and summary["test"]["naive"][key] > 0
     assert 0 <= summary["test"]["model"]["directional_accuracy"] <= 1
     assert {p for p, _, _ in rep.artifacts} == set(summary["artifacts"])
+    # the verdict: a Diebold-Mariano test of the model against naive on the test days, its
+    # p-value in the summary, the logged metrics and the report
+    dm = summary["dm"]["naive"]
+    assert (dm["n"], dm["horizon"], dm["loss"]) == (summary["samples"]["test"], 1, "absolute")
+    assert 0 < dm["p_value"] <= 1 and summary["test"]["naive"]["dm_p"] == dm["p_value"]
+    assert summary["test_naive_dm_p"] == dm["p_value"]
+    assert rep.metric_points[-1][0]["test_naive_dm_p"] == dm["p_value"]
+    significant_lead = dm["p_value"] < 0.05 and dm["mean_difference"] < 0
+    assert summary["beats_naive"] is significant_lead
+    assert summary["verdict"].startswith(
+        "The model beats the naive forecast" if significant_lead else "The model is"
+    )
+    assert "DM p = " in summary["verdict"]
     report = (ctx.artifact_dir / "report.md").read_text()
-    assert "naive" in report and ("beat the naive forecast" in report)
+    assert f"**{summary['verdict']}**" in report and "| DM p vs model |  |" in report
 
     # predict takes raw price rows as the dataset has them (capitalised headers, Adj Close)
     table = pd.read_csv(ctx.artifact_dir / "predictions.csv")
@@ -88,6 +102,12 @@ def test_the_model_learns_predictable_returns(tmp_path):
     # the naive forecast misses every flip; the model should catch most of it
     assert summary["mae_ratio"]["naive"] < 0.85
     assert summary["test"]["model"]["directional_accuracy"] > 0.65
+    # ... and the lead is far beyond noise
+    assert summary["beats_naive"] is True and summary["dm"]["naive"]["p_value"] < 0.01
+    assert re.fullmatch(
+        r"The model beats the naive forecast: MAE \S+ vs \S+, \d+\.\d% lower \(DM p = 0\.00\d+\)\.",
+        summary["verdict"],
+    )
 
 
 def test_cancel_stops_training(tmp_path):

@@ -82,6 +82,13 @@ def test_end_to_end_on_a_csv_reports_saves_and_predicts(tmp_path):
     assert (ctx.artifact_dir / "loss.png").read_bytes()[:4] == b"\x89PNG"
     report = (ctx.artifact_dir / "report.md").read_text()
     assert "| MAE |" in report and "seasonal" in report
+    # a Diebold-Mariano p-value against each baseline, next to its metrics and in the report
+    assert set(summary["dm"]) == {"naive", "seasonal"}
+    for name in ("naive", "seasonal"):
+        p = summary["dm"][name]["p_value"]
+        assert 0 <= p <= 1 and summary[f"test_{name}_dm_p"] == summary["test"][name]["dm_p"] == p
+        assert f"the {name} forecast: MAE" in summary["verdict"]
+    assert "| DM p vs model |  |" in report and f"**{summary['verdict']}**" in report
     table = pd.read_csv(ctx.artifact_dir / "predictions.csv")
     assert list(table.columns) == ["date", "split", "actual", "predicted", "naive", "seasonal"]
     history = json.loads((ctx.artifact_dir / "history.json").read_text())
@@ -105,7 +112,7 @@ def test_end_to_end_on_a_csv_reports_saves_and_predicts(tmp_path):
         WeatherForecaster.predict(
             ctx.artifact_dir / "model.safetensors", str(tmp_path / "upload.csv")
         )
-    with pytest.raises(DataError, match="must be a list of row objects"):
+    with pytest.raises(DataError, match="rows must be a list of row objects"):
         WeatherForecaster.predict(ctx.artifact_dir / "model.safetensors", {"rows": "/etc/passwd"})
     three = WeatherForecaster.predict(ctx.artifact_dir / "model.safetensors", rows, horizon=3)
     assert len(three["predictions"]) == 3
@@ -117,7 +124,8 @@ def test_the_model_learns_a_learnable_series(tmp_path):
     # persistence is badly wrong on an anomaly that flips sign; the seasonal mean ignores it
     assert summary["mae_ratio"]["naive"] < 0.6
     assert summary["mae_ratio"]["seasonal"] < 0.88
-    assert summary["beats_naive"] is True
+    assert summary["beats_naive"] is True  # significantly: DM p < 0.05
+    assert summary["verdict"].startswith("The model beats the naive forecast: MAE ")
 
 
 def test_cancel_stops_training_at_the_next_batch(tmp_path):
@@ -238,5 +246,7 @@ def test_both_pipelines_are_discovered():
 def test_default_config_beats_persistence_on_seattle(tmp_path):
     summary, _, _ = run({}, tmp_path)
     print("weather default:", summary["test"], summary["mae_ratio"])
+    # a lower MAE than persistence; whether that is beyond noise is the verdict's business
+    # (for seed 0 it is not quite: DM p = 0.058, see the README)
     assert summary["mae_ratio"]["naive"] <= 0.95
     assert summary["beats"]["seasonal"]

@@ -38,6 +38,10 @@ describe('compare', () => {
     expect(bestIndex('accuracy', [0.9, 0.9])).toBe(null) // a tie has no winner
     expect(bestIndex('lr', [0.1, 0.01])).toBe(null) // a setting, not a score
     expect(bestIndex('test_size', [10, 12])).toBe(null)
+    // a forecast's DM p-values against its baselines test a difference; they score nothing
+    expect(bestIndex('dm_p', [0.058, 3.5e-10])).toBe(null)
+    expect(bestIndex('test_naive_dm_p', [0.87, 0.01])).toBe(null)
+    expect(bestIndex('test_naive_mae', [13.09, 2.25])).toBe(1)
     expect(curveNames(items)).toEqual(['loss'])
   })
 })

@@ -139,8 +139,9 @@ export function lowerIsBetter(name: string): boolean {
   return /loss|error|mae|mse|rmse|mape|smape|ratio|seconds|time/i.test(name)
 }
 
-// Settings and counts reported next to metrics: no value of them is "better".
-const NEUTRAL = /^(lr|learning_rate|seed|epochs?|best_epoch|epochs_trained|num_.*|.*_size|.*_count|rows|samples)$/i
+// Settings and counts reported next to metrics, and p-values (a forecast's Diebold-Mariano
+// test against a baseline, e.g. test_naive_dm_p): no value of them is "better".
+const NEUTRAL = /^(lr|learning_rate|seed|epochs?|best_epoch|epochs_trained|num_.*|.*_size|.*_count|rows|samples|(.*_)?dm_p|(.*_)?p_value|significance_level)$/i
 
 /** 'min' or 'max' when one value of this metric is better than another, else null. */
 export function metricGoal(name: string): 'min' | 'max' | null {

@@ -117,4 +117,47 @@ describe('experiment detail', () => {
     expect(screen.getByTestId('loss-chart')).toHaveAttribute('data-points', '4')
     expect(calls.filter((c) => c.url === '/api/v1/experiments/e1')).toHaveLength(2)
   })
+
+  it("puts a forecast's DM p-values next to its baselines, never marked best", async () => {
+    // the summary of a weather_forecaster run, as the API returns it (trimmed)
+    const summary = {
+      verdict: 'The model is no better than the naive forecast: MAE 2.085 vs 2.253 (7.5% lower, not significant: DM p = 0.058). The model beats the seasonal forecast: MAE 2.085 vs 3.013, 30.8% lower (DM p < 0.001).',
+      test: {
+        model: { mae: 2.085, rmse: 2.655 },
+        naive: { mae: 2.253, rmse: 2.929, dm_p: 0.0577 },
+        seasonal: { mae: 3.013, rmse: 3.776, dm_p: 3.5e-10 },
+      },
+      test_naive_dm_p: 0.0577,
+      beats_naive: false,
+    }
+    fakeFetch(({ url }: FakeCall) => {
+      if (url === '/api/v1/experiments/e2') return { body: { ...base, id: 'e2', pipeline_id: 'weather_forecaster', status: 'succeeded', last_event_seq: 5, summary } }
+      if (url.startsWith('/api/v1/experiments/e2/metrics')) return { body: { series: [] } }
+      if (url.startsWith('/api/v1/experiments/e2/logs')) return { body: { items: [], next_after_id: null } }
+      if (url.startsWith('/api/v1/experiments/e2/artifacts')) return { body: { items: [] } }
+      if (url === '/api/v1/auth/ws-token') return { body: { token: 'wst-2', expires_in: 60 } }
+      return undefined
+    })
+    render(
+      <MemoryRouter initialEntries={['/experiments/e2']}>
+        <Routes>
+          <Route path="/experiments/:experimentId" element={<ExperimentDetailPage socketFactory={(url, protocols) => new FakeSocket(url, protocols)} />} />
+        </Routes>
+      </MemoryRouter>,
+    )
+    const table = await screen.findByTestId('baselines-table')
+    expect(screen.getByText(/no better than the naive forecast.*DM p = 0\.058/)).toHaveClass('verdict')
+    const header = [...table.querySelectorAll('thead th')].map((th) => th.textContent)
+    expect(header).toEqual(['', 'mae', 'rmse', 'dm_p'])
+    const rows = [...table.querySelectorAll('tbody tr')].map((tr) => [...tr.children].map((c) => c.textContent))
+    expect(rows).toEqual([
+      ['model', '2.085', '2.655', '—'],
+      ['naive', '2.253', '2.929', '0.0577'],
+      ['seasonal', '3.013', '3.776', '3.50e-10'],
+    ])
+    // the model's MAE is best; a p-value column has no "best"
+    const best = [...table.querySelectorAll('td.best')].map((td) => td.textContent)
+    expect(best).toEqual(['2.085', '2.655'])
+    expect(screen.getByTestId('summary-test_naive_dm_p')).toHaveTextContent(/^test_naive_dm_p0\.0577$/)
+  })
 })

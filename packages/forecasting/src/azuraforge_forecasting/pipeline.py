@@ -11,7 +11,8 @@ forecast and from which columns (`make_recipe`), and how raw rows become model f
   and the current validation predictions (a `predictions` event) every epoch, and stopping
   at the next batch once the run is cancelled;
 * every test metric next to the naive forecast (next = last) and, where the series has a
-  season, the seasonal average;
+  season, the seasonal average, with a Diebold-Mariano test of the model against each: the
+  verdict says "beats" only for a significant difference (`verdict.py`);
 * artifacts: metrics, history, the prediction series (CSV), plots, a markdown report, and the
   model saved with its whole preprocessing (the "recipe"), so `predict(model_path, rows)`
   takes raw rows in the dataset's own form and answers in the original units.
@@ -52,7 +53,6 @@ from azuraforge_learner import (
 from azuraforge_learner.timeseries import (
     SeasonalProfile,
     compare_forecasts,
-    describe_comparison,
     downsample_indices,
     forecast_metrics,
 )
@@ -65,9 +65,14 @@ from azuraforge_pipeline import (
     RunContext,
 )
 
+from .verdict import describe_verdict, judge_forecasts
+
 MAX_EVENT_POINTS = 300  # a live chart needs no more; keeps each event small
 MIN_SAMPLES = 20  # windows, before the split: fewer cannot train and test anything
 MAX_HORIZON = 1000  # steps one `predict` forecasts at most: each is one more model call
+# Steps ahead of the forecasts a run evaluates: each target is the row right after its
+# window (`_Problem`: actual = y[end + 1]); the DM test's autocovariance lags depend on it.
+EVAL_HORIZON = 1
 
 
 class DataError(ValueError):
@@ -500,7 +505,14 @@ class ForecastPipeline(Pipeline):
             forecasts = {"model": p.predict_split(learner, split), "naive": p.naive[split]}
             if recipe.get("seasonal"):
                 forecasts["seasonal"] = p.seasonal[split]
-            results[split] = compare_forecasts(p.actual[split], forecasts, previous=p.naive[split])
+            if split == "test":  # the verdict's split: metrics plus DM tests
+                results[split] = judge_forecasts(
+                    p.actual[split], forecasts, previous=p.naive[split], horizon=EVAL_HORIZON
+                )
+            else:
+                results[split] = compare_forecasts(
+                    p.actual[split], forecasts, previous=p.naive[split]
+                )
             for i in range(len(p.actual[split])):
                 row = {"date": _iso(p.dates_next[split][i : i + 1], recipe["step"])[0],
                        "split": split, "actual": p.actual[split][i]}  # fmt: skip
@@ -508,7 +520,7 @@ class ForecastPipeline(Pipeline):
                             for k, v in forecasts.items()})  # fmt: skip
                 table_rows.append(row)
         test = results["test"]
-        verdict = describe_comparison(test)
+        verdict = describe_verdict(test)
         summary: dict[str, Any] = {
             "target": recipe["target"],
             "source": source,
@@ -519,8 +531,11 @@ class ForecastPipeline(Pipeline):
             "test": test["metrics"],
             "val": results["val"]["metrics"],
             "mae_ratio": test["mae_ratio"],
-            "beats": test["beats"],
+            "beats": test["beats"],  # significantly better (DM p < alpha), not merely lower MAE
             "beats_naive": test["beats"]["naive"],
+            "worse": test["worse"],
+            "significance_level": test["alpha"],
+            "dm": test["dm"],
             "verdict": verdict,
         }
         for name, metrics in test["metrics"].items():
@@ -554,7 +569,7 @@ class ForecastPipeline(Pipeline):
     def report(self, config: Any, summary: Mapping[str, Any], recipe: Mapping[str, Any]) -> str:
         names = list(summary["test"])
         keys = [("mae", "MAE"), ("rmse", "RMSE"), ("mape", "MAPE %"),
-                ("directional_accuracy", "Direction right")]  # fmt: skip
+                ("directional_accuracy", "Direction right"), ("dm_p", "DM p vs model")]  # fmt: skip
         lines = [
             f"# {self.name}: {recipe['target']}",
             "",
@@ -577,12 +592,19 @@ class ForecastPipeline(Pipeline):
         for key, label in keys:
             cells = [summary["test"][n].get(key) for n in names]
             fmt = [("n/a" if c is None else f"{c:.4g}") for c in cells]
+            if key == "dm_p":  # a comparison with the model: none in its own column
+                fmt = ["" if n == "model" else ("no test" if c is None else f"{c:.3g}")
+                       for n, c in zip(names, cells, strict=True)]  # fmt: skip
             lines.append(f"| {label} | " + " | ".join(fmt) + " |")
         lines += [
             "",
             "naive: the next value equals the last one. "
             + ("seasonal: the training years' average for that time of year. " if "seasonal" in names else "")
-            + "A forecast that never moves calls no direction (n/a).",
+            + "A forecast that never moves calls no direction (n/a). "
+            f"DM p: the Diebold-Mariano test (absolute errors, {EVAL_HORIZON}-step forecasts, "
+            "Harvey-Leybourne-Newbold correction, two-sided) of the model against that "
+            "baseline; the model beats a baseline only when its MAE is lower and "
+            f"p < {summary['significance_level']:g}.",
             "",
             f"**{summary['verdict']}**",
             "",
