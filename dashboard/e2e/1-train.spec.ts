@@ -67,7 +67,12 @@ test('launch a real training from the form, watch it live, see the results', asy
 test('a forecaster from its form: live prediction-vs-actual chart, metrics next to the baselines', async ({ page }) => {
   await page.goto(`${BASE()}/pipelines/weather_forecaster`)
   await expect(page.getByTestId('field-dataset')).toBeVisible()
+  // the CSV file applies only to the dataset csv (x-applies-when): offered once it is chosen
+  await expect(page.getByTestId('field-csv_path')).toHaveCount(0)
+  await setField(page, 'dataset', 'csv')
   await expect(page.getByRole('button', { name: 'Upload a file for CSV file' })).toBeVisible()
+  await setField(page, 'dataset', 'seattle')
+  await expect(page.getByTestId('field-csv_path')).toHaveCount(0)
   await setField(page, 'epochs', '25')
   await setField(page, 'patience', '100')
   await page.getByTestId('exp-name').fill('e2e weather')

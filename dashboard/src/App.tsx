@@ -147,7 +147,7 @@ function Shell({ toggle, logoutError }: { toggle: ReactNode; logoutError: unknow
       <header className="topbar">
         <NavLink to="/" className="brand" aria-label="AzuraForge home">
           <img src="/favicon.svg" alt="" width={24} height={24} />
-          AzuraForge
+          <span className="brand-name">AzuraForge</span>
         </NavLink>
         <nav aria-label="main">
           <NavLink to="/pipelines" data-testid="nav-pipelines">

@@ -27,6 +27,7 @@ from azuraforge_pipeline import (
     ConfigError,
     RecordingReporter,
     RunContext,
+    applies_when_problems,
     discover,
 )
 
@@ -300,6 +301,19 @@ def test_schema_and_defaults_for_the_dashboard() -> None:
     assert "mnist_5k" in json.dumps(props["dataset"])
     defaults = ImageClassifier.default_config()
     assert defaults["dataset"] == "mnist_5k" and defaults["augment"] is True
+
+
+def test_the_form_shows_data_path_and_the_warp_only_where_they_apply() -> None:
+    props = ImageClassifier.config_schema()["properties"]
+    conditional = {k: v["x-applies-when"] for k, v in props.items() if "x-applies-when" in v}
+    assert conditional == {
+        "data_path": {"dataset": ["mnist_idx", "image_folder"]},  # the datasets that read it
+        "download": {"dataset": ["mnist_idx"]},
+        "max_shift": {"augment": [True]},
+        "max_rotation": {"augment": [True]},
+        "max_zoom": {"augment": [True]},
+    }
+    assert applies_when_problems(ImageClassifier.Config) == []
 
 
 def test_discovered_through_the_entry_point() -> None:

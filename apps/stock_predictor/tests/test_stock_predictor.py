@@ -14,7 +14,13 @@ import pytest
 from azuraforge_app_stock_predictor import StockPredictor, data
 
 from azuraforge_forecasting import DataError
-from azuraforge_pipeline import Cancelled, RecordingReporter, RunContext, discover
+from azuraforge_pipeline import (
+    Cancelled,
+    RecordingReporter,
+    RunContext,
+    applies_when_problems,
+    discover,
+)
 
 
 def synthetic_prices(n=600, phi=-0.7, seed=0):
@@ -213,6 +219,21 @@ def test_discovered_with_a_form_ready_schema():
     assert props["model"]["enum"] == ["lstm", "gru", "mlp"]
     assert props["window"]["maximum"] == 365 and props["learning_rate"]["title"]
     assert StockPredictor.default_config()["dataset"] == "sp500"
+
+
+def test_the_form_shows_each_data_field_only_for_the_dataset_that_reads_it():
+    # x-applies-when: no MSFT ticker next to the S&P 500, no CSV path next to a download
+    props = StockPredictor.config_schema()["properties"]
+    conditional = {k: v["x-applies-when"] for k, v in props.items() if "x-applies-when" in v}
+    online = {"dataset": ["yfinance"]}
+    assert conditional == {
+        "csv_path": {"dataset": ["csv"]},
+        "ticker": online,
+        "start_date": online,
+        "end_date": online,
+        "cache_dir": online,
+    }
+    assert applies_when_problems(StockPredictor.Config) == []
 
 
 @pytest.mark.slow

@@ -12,7 +12,14 @@ import pandas as pd
 import pytest
 from azuraforge_app_weather_forecaster import DataError, WeatherForecaster, data
 
-from azuraforge_pipeline import Cancelled, ConfigError, RecordingReporter, RunContext, discover
+from azuraforge_pipeline import (
+    Cancelled,
+    ConfigError,
+    RecordingReporter,
+    RunContext,
+    applies_when_problems,
+    discover,
+)
 
 
 def synthetic_weather(n=500, phi=-0.8, seed=0):
@@ -240,6 +247,19 @@ def test_both_pipelines_are_discovered():
     schema = WeatherForecaster.config_schema()["properties"]
     assert schema["dataset"]["enum"] == ["seattle", "sf_hourly", "open_meteo", "csv"]
     assert schema["epochs"]["minimum"] == 1 and schema["dataset"]["description"]
+
+
+def test_the_form_shows_each_data_field_only_for_the_dataset_that_reads_it():
+    props = WeatherForecaster.config_schema()["properties"]
+    conditional = {k: v["x-applies-when"] for k, v in props.items() if "x-applies-when" in v}
+    online = {"dataset": ["open_meteo"]}
+    assert conditional == {
+        "csv_path": {"dataset": ["csv"]},
+        **dict.fromkeys(
+            ("latitude", "longitude", "start_date", "end_date", "frequency", "cache_dir"), online
+        ),
+    }  # target, features and the model's settings apply to every dataset
+    assert applies_when_problems(WeatherForecaster.Config) == []
 
 
 @pytest.mark.slow

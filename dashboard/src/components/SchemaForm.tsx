@@ -1,6 +1,6 @@
 // Inputs generated from a pipeline's config schema (see lib/schema.ts for the model).
 import { useRef, useState } from 'react'
-import { describeBounds, type FieldSpec, type FormValues } from '../lib/schema'
+import { applicableFields, describeBounds, type FieldSpec, type FormValues } from '../lib/schema'
 import { formatValue } from '../lib/format'
 
 export interface SchemaFieldsProps {
@@ -14,10 +14,11 @@ export interface SchemaFieldsProps {
 
 const fieldId = (path: string) => `field-${path}`
 
+/** The inputs of the fields that apply to the current values (`x-applies-when`); the others are not rendered. */
 export function SchemaFields(props: SchemaFieldsProps) {
   return (
     <div className="form-grid">
-      {props.fields.map((f) =>
+      {applicableFields(props.fields, props.values).map((f) =>
         f.kind === 'group' ? (
           <fieldset key={f.path} className="form-group" data-testid={`group-${f.path}`}>
             <legend>{f.title}</legend>

@@ -2,6 +2,14 @@
 // turned into a tree of fields, the form's initial values, and back into a config object.
 import type { FieldError, JsonSchema } from '../api/types'
 
+/**
+ * The schema extension a property uses to say it matters only for some values of its sibling
+ * properties: `"x-applies-when": {"dataset": ["csv"]}` (azuraforge_pipeline.applies_when;
+ * docs/writing-a-pipeline.md). The form hides such a field while it does not apply and leaves
+ * it out of the config, so the pipeline gets its default.
+ */
+export const APPLIES_WHEN = 'x-applies-when'
+
 export type FieldKind =
   | 'number'
   | 'integer'
@@ -36,6 +44,8 @@ export interface FieldSpec {
   isPath?: boolean
   format?: string
   children?: FieldSpec[]
+  /** From `x-applies-when`: sibling name -> the values for which this field applies (all must hold). */
+  appliesWhen?: Record<string, unknown[]>
 }
 
 /** Form state: one entry per leaf path. Numbers stay text while the user types. */
@@ -95,6 +105,13 @@ function constOptions(variants: JsonSchema[]): unknown[] | null {
   return out
 }
 
+/** The well-formed part of an `x-applies-when` value (sibling -> non-empty list), if any. */
+function readConditions(raw: unknown): Record<string, unknown[]> | undefined {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return undefined
+  const entries = Object.entries(raw).filter(([, v]) => Array.isArray(v) && v.length > 0)
+  return entries.length ? (Object.fromEntries(entries) as Record<string, unknown[]>) : undefined
+}
+
 function humanise(name: string): string {
   const s = name.replace(/_/g, ' ').trim()
   return s.charAt(0).toUpperCase() + s.slice(1)
@@ -139,6 +156,8 @@ export function buildField(
     default: node.default,
     format: node.format,
   }
+  const conditions = readConditions(node[APPLIES_WHEN])
+  if (conditions) spec.appliesWhen = conditions
   if (node.enum || 'const' in node) {
     spec.kind = 'enum'
     spec.options = node.enum ?? [node.const]
@@ -182,12 +201,44 @@ export function buildField(
   }
 }
 
-/** The fields of an object schema (the config root or a nested model), in schema order. */
+/**
+ * Schema order, except that a field with `x-applies-when` follows the (last) sibling its
+ * condition names, so what a choice reveals appears next to it: a base config's `csv_path`
+ * beside the app's `dataset`, not at the other end of the form.
+ */
+function besideControllers(fields: FieldSpec[]): FieldSpec[] {
+  const position = new Map(fields.map((f, i) => [f.name, i]))
+  const after = new Map<string, FieldSpec[]>()
+  const anchored = new Set<FieldSpec>()
+  for (const f of fields) {
+    const controllers = Object.keys(f.appliesWhen ?? {}).filter((n) => n !== f.name && position.has(n))
+    if (!controllers.length) continue
+    const anchor = controllers.reduce((a, b) => (position.get(a)! > position.get(b)! ? a : b))
+    after.set(anchor, [...(after.get(anchor) ?? []), f])
+    anchored.add(f)
+  }
+  const out: FieldSpec[] = []
+  const placed = new Set<FieldSpec>()
+  const place = (f: FieldSpec) => {
+    if (placed.has(f)) return
+    placed.add(f)
+    out.push(f)
+    for (const dependent of after.get(f.name) ?? []) place(dependent)
+  }
+  for (const f of fields) if (!anchored.has(f)) place(f)
+  for (const f of fields) place(f) // fields whose conditions name each other in a circle
+  return out
+}
+
+/** The fields of an object schema (the config root or a nested model), in schema order
+ * (conditional fields beside the fields they depend on). */
 export function buildFields(schema: JsonSchema, root: JsonSchema = schema, prefix = ''): FieldSpec[] {
   const node = resolveNode(schema, root)
   const required = new Set(node.required ?? [])
-  return Object.entries(node.properties ?? {}).map(([name, prop]) =>
-    buildField(name, prefix ? `${prefix}.${name}` : name, prop, root, required.has(name)),
+  return besideControllers(
+    Object.entries(node.properties ?? {}).map(([name, prop]) =>
+      buildField(name, prefix ? `${prefix}.${name}` : name, prop, root, required.has(name)),
+    ),
   )
 }
 
@@ -267,10 +318,94 @@ function parseNumber(text: string, integer: boolean): number | string {
   return n
 }
 
+/** One leaf's value for the config: a value, an error, or nothing (left out of the config). */
+type Parsed = { value: unknown } | { error: string } | null
+
+function parseLeaf(f: FieldSpec, raw: string | boolean | undefined): Parsed {
+  if (f.kind === 'boolean') return { value: raw === true }
+  const text = typeof raw === 'string' ? raw : ''
+  if (text.trim() === '') {
+    if (f.nullable) return { value: null }
+    if (f.kind === 'string' && f.required) return { value: '' }
+    if (f.kind === 'array') return { value: [] }
+    return null // the API applies the default or reports the field as required
+  }
+  switch (f.kind) {
+    case 'number':
+    case 'integer': {
+      const n = parseNumber(text, f.kind === 'integer')
+      return typeof n === 'string' ? { error: n } : { value: n }
+    }
+    case 'enum':
+      return { value: (f.options ?? [])[Number(text)] }
+    case 'array': {
+      const parts = text.split(/[,\s]+/).filter((p) => p !== '')
+      if (f.itemKind === 'string') return { value: parts }
+      const items: number[] = []
+      let bad: string | null = null
+      for (const p of parts) {
+        const n = parseNumber(p, f.itemKind === 'integer')
+        if (typeof n === 'string') bad = `"${p}": ${n}`
+        else items.push(n)
+      }
+      return bad ? { error: bad } : { value: items }
+    }
+    case 'json':
+      try {
+        return { value: JSON.parse(text) }
+      } catch {
+        return { value: text } // plain text for str-or-other unions
+      }
+    default:
+      return { value: text }
+  }
+}
+
+/** What the pipeline would get for a field: the form's value, else the field's default. */
+function effectiveValue(f: FieldSpec, values: FormValues): unknown {
+  const parsed = parseLeaf(f, values[f.path])
+  return parsed && 'value' in parsed ? parsed.value : f.default
+}
+
+const sameValue = (a: unknown, b: unknown) => a === b || JSON.stringify(a) === JSON.stringify(b)
+
+/**
+ * The fields that apply to the form's current values (`x-applies-when`), groups filtered
+ * likewise, in schema order. A field applies when each sibling it names applies itself and
+ * holds one of the listed values; a condition naming no sibling field is ignored.
+ */
+export function applicableFields(fields: FieldSpec[], values: FormValues): FieldSpec[] {
+  const byName = new Map(fields.map((f) => [f.name, f]))
+  const memo = new Map<string, boolean>()
+  const applies = (f: FieldSpec, visiting: Set<string>): boolean => {
+    const known = memo.get(f.name)
+    if (known !== undefined) return known
+    if (visiting.has(f.name)) return true // a cycle decides nothing: show the field
+    visiting.add(f.name)
+    let ok = true
+    for (const [name, allowed] of Object.entries(f.appliesWhen ?? {})) {
+      const sibling = byName.get(name)
+      if (!sibling || sibling === f || sibling.kind === 'group') continue
+      if (!applies(sibling, visiting) || !allowed.some((v) => sameValue(v, effectiveValue(sibling, values)))) {
+        ok = false
+        break
+      }
+    }
+    visiting.delete(f.name)
+    memo.set(f.name, ok)
+    return ok
+  }
+  return fields
+    .filter((f) => applies(f, new Set()))
+    .map((f) => (f.kind === 'group' && f.children ? { ...f, children: applicableFields(f.children, values) } : f))
+}
+
 /**
  * The config object the form's state describes, plus the errors the browser can tell
  * without asking the API (text that is not a number, invalid JSON). Bounds and cross-field
- * rules are the API's to judge, so its messages are the ones a user sees.
+ * rules are the API's to judge, so its messages are the ones a user sees. Fields that do
+ * not apply to the current values (`x-applies-when`) are left out: the pipeline gets their
+ * defaults.
  */
 export function buildConfig(
   fields: FieldSpec[],
@@ -278,58 +413,11 @@ export function buildConfig(
 ): { config: Record<string, unknown>; errors: FieldError[] } {
   const config: Record<string, unknown> = {}
   const errors: FieldError[] = []
-  for (const f of leaves(fields)) {
-    const raw = values[f.path]
-    if (f.kind === 'boolean') {
-      setPath(config, f.path, raw === true)
-      continue
-    }
-    const text = typeof raw === 'string' ? raw : ''
-    if (text.trim() === '') {
-      if (f.nullable) setPath(config, f.path, null)
-      else if (f.kind === 'string' && f.required) setPath(config, f.path, '')
-      else if (f.kind === 'array') setPath(config, f.path, [])
-      // otherwise left out: the API applies the default or reports the field as required
-      continue
-    }
-    switch (f.kind) {
-      case 'number':
-      case 'integer': {
-        const n = parseNumber(text, f.kind === 'integer')
-        if (typeof n === 'string') errors.push({ path: f.path, message: n })
-        else setPath(config, f.path, n)
-        break
-      }
-      case 'enum':
-        setPath(config, f.path, (f.options ?? [])[Number(text)])
-        break
-      case 'array': {
-        const parts = text.split(/[,\s]+/).filter((p) => p !== '')
-        if (f.itemKind === 'string') {
-          setPath(config, f.path, parts)
-          break
-        }
-        const items: number[] = []
-        let bad: string | null = null
-        for (const p of parts) {
-          const n = parseNumber(p, f.itemKind === 'integer')
-          if (typeof n === 'string') bad = `"${p}": ${n}`
-          else items.push(n)
-        }
-        if (bad) errors.push({ path: f.path, message: bad })
-        else setPath(config, f.path, items)
-        break
-      }
-      case 'json':
-        try {
-          setPath(config, f.path, JSON.parse(text))
-        } catch {
-          setPath(config, f.path, text) // plain text for str-or-other unions
-        }
-        break
-      default:
-        setPath(config, f.path, text)
-    }
+  for (const f of leaves(applicableFields(fields, values))) {
+    const parsed = parseLeaf(f, values[f.path])
+    if (parsed === null) continue
+    if ('error' in parsed) errors.push({ path: f.path, message: parsed.error })
+    else setPath(config, f.path, parsed.value)
   }
   return { config, errors }
 }

@@ -4,7 +4,7 @@ import { MemoryRouter, Route, Routes } from 'react-router'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { PipelineDetail } from '../api/types'
 import { AsUser } from '../test/auth'
-import { CLASSIFIER_SCHEMA, fakeFetch, ME } from '../test/fixtures'
+import { CLASSIFIER_SCHEMA, fakeFetch, ME, STOCK_DEFAULTS, STOCK_SCHEMA } from '../test/fixtures'
 import { LaunchForm, LaunchPage } from './LaunchPage'
 
 const realFetch = globalThis.fetch
@@ -22,12 +22,22 @@ const pipeline: PipelineDetail = {
   default_config: { dataset: 'mnist_5k', data_path: null, max_samples: null, epochs: 15, learning_rate: 0.003, augment: true, conv_channels: [16, 32] },
 }
 
-function renderForm(me = ME.member) {
+const stock: PipelineDetail = {
+  id: 'stock_predictor',
+  name: 'Stock Predictor',
+  description: 'Forecasts closing prices.',
+  version: '0.1.0',
+  installed: true,
+  config_schema: STOCK_SCHEMA,
+  default_config: STOCK_DEFAULTS,
+}
+
+function renderForm(me = ME.member, detail = pipeline) {
   return render(
     <AsUser me={me}>
-      <MemoryRouter initialEntries={['/pipelines/image_classifier']}>
+      <MemoryRouter initialEntries={[`/pipelines/${detail.id}`]}>
         <Routes>
-          <Route path="/pipelines/:pipelineId" element={<LaunchForm pipeline={pipeline} source={null} />} />
+          <Route path="/pipelines/:pipelineId" element={<LaunchForm pipeline={detail} source={null} />} />
           <Route path="/experiments/:id" element={<div data-testid="detail-page">detail</div>} />
         </Routes>
       </MemoryRouter>
@@ -177,6 +187,65 @@ describe('launch page', () => {
     const post = calls.find((c) => c.method === 'POST')!
     expect(post.url).toBe('/api/v1/experiments/old1/rerun')
     expect(post.body).toMatchObject({ name: 'first (re-run)', tags: ['a'], config: { epochs: 5, dataset: 'digits_8x8' } })
+  })
+})
+
+describe('fields that apply only to some datasets (x-applies-when)', () => {
+  const created = { status: 201, body: { id: 'new', name: 'n', pipeline_id: 'stock_predictor', status: 'queued', tags: [], config: {}, created_at: 'x', owner: 'max' } }
+
+  it('shows the ticker and dates only for the online dataset, the CSV file only for csv', async () => {
+    const user = userEvent.setup()
+    renderForm(ME.member, stock)
+    // the S&P 500 by default: no MSFT ticker, no dates, no CSV file beside it
+    for (const hidden of ['ticker', 'start_date', 'end_date', 'csv_path']) expect(screen.queryByTestId(`field-${hidden}`)).toBeNull()
+    expect(screen.queryByRole('button', { name: 'Upload a file for CSV file' })).toBeNull()
+    await user.selectOptions(screen.getByTestId('field-dataset'), 'yfinance')
+    expect(screen.getByTestId('field-ticker')).toHaveValue('MSFT')
+    expect(screen.getByTestId('field-start_date')).toHaveValue('2010-01-01')
+    expect(screen.getByTestId('field-end_date')).toBeInTheDocument()
+    expect(screen.queryByTestId('field-csv_path')).toBeNull()
+    await user.selectOptions(screen.getByTestId('field-dataset'), 'csv')
+    expect(screen.getByTestId('field-csv_path')).toBeInTheDocument()
+    expect(screen.getByRole('button', { name: 'Upload a file for CSV file' })).toBeInTheDocument()
+    expect(screen.queryByTestId('field-ticker')).toBeNull()
+  })
+
+  it('submits a hidden field never, a shown one with what the user typed', async () => {
+    const calls = fakeFetch(({ method }) => (method === 'POST' ? created : undefined))
+    const user = userEvent.setup()
+    renderForm(ME.member, stock)
+    await user.selectOptions(screen.getByTestId('field-dataset'), 'yfinance')
+    await user.clear(screen.getByTestId('field-ticker'))
+    await user.type(screen.getByTestId('field-ticker'), 'AAPL')
+    // back to the index: the typed ticker stays in the form, hidden, and is not sent
+    await user.selectOptions(screen.getByTestId('field-dataset'), 'sp500')
+    await user.click(screen.getByTestId('submit'))
+    await screen.findByTestId('detail-page')
+    expect((calls[0].body as { config: unknown }).config).toEqual({ window: 20, dataset: 'sp500' })
+  })
+
+  it('sends the ticker the user chose for the online dataset', async () => {
+    const calls = fakeFetch(({ method }) => (method === 'POST' ? created : undefined))
+    const user = userEvent.setup()
+    renderForm(ME.member, stock)
+    await user.selectOptions(screen.getByTestId('field-dataset'), 'yfinance')
+    await user.clear(screen.getByTestId('field-ticker'))
+    await user.type(screen.getByTestId('field-ticker'), 'AAPL')
+    await user.click(screen.getByTestId('submit'))
+    await screen.findByTestId('detail-page')
+    expect((calls[0].body as { config: unknown }).config).toEqual({ window: 20, dataset: 'yfinance', ticker: 'AAPL', start_date: '2010-01-01', end_date: null })
+  })
+
+  it('shows an API error about a hidden field in the form banner, not under an invisible input', async () => {
+    fakeFetch(() => ({
+      status: 422,
+      body: { error: { code: 'invalid_config', message: 'invalid config', fields: [{ path: 'config.ticker', message: 'String should match pattern' }] } },
+    }))
+    const user = userEvent.setup()
+    renderForm(ME.member, stock)
+    await user.click(screen.getByTestId('submit'))
+    expect(await screen.findByTestId('form-errors')).toHaveTextContent(/^ticker: String should match pattern$/)
+    expect(screen.getByTestId('error-summary')).toHaveTextContent(/^1 field needs attention$/)
   })
 })
 

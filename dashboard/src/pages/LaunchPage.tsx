@@ -8,6 +8,7 @@ import { usePermissions } from '../lib/auth'
 import { parseTags } from '../lib/filters'
 import { useAsync } from '../lib/hooks'
 import {
+  applicableFields,
   assignErrors,
   buildConfig,
   buildFields,
@@ -56,10 +57,12 @@ export function LaunchForm({ pipeline, source }: Loaded) {
     document.title = `Launch ${pipeline.name} · AzuraForge`
   }, [pipeline.name])
 
+  // an error about a field that is hidden now goes to the form-level banner, where it is seen
+  const shown = useMemo(() => applicableFields(fields, values), [fields, values])
   const assigned = useMemo(() => {
     const configErrors = errors.filter((e) => e.path !== 'name' && e.path !== 'tags' && !e.path.startsWith('tags.'))
-    return assignErrors(fields, configErrors)
-  }, [errors, fields])
+    return assignErrors(shown, configErrors)
+  }, [errors, shown])
   const nameErrors = errors.filter((e) => e.path === 'name').map((e) => e.message)
   const tagErrors = errors.filter((e) => e.path === 'tags' || e.path.startsWith('tags.')).map((e) => e.message)
 

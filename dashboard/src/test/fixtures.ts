@@ -32,6 +32,33 @@ export const CLASSIFIER_SCHEMA: JsonSchema = {
   },
 }
 
+/** stock_predictor's data fields (trimmed), each with the `x-applies-when` its dataset gives it. */
+export const STOCK_SCHEMA: JsonSchema = {
+  additionalProperties: false,
+  title: 'StockConfig',
+  type: 'object',
+  properties: {
+    csv_path: {
+      anyOf: [{ format: 'data-path', type: 'string' }, { type: 'null' }],
+      default: null,
+      title: 'CSV file',
+      'x-applies-when': { dataset: ['csv'] },
+    },
+    window: { default: 20, maximum: 365, minimum: 1, title: 'Window', type: 'integer' },
+    dataset: { default: 'sp500', enum: ['sp500', 'nasdaq', 'msft', 'yfinance', 'csv'], title: 'Price series', type: 'string' },
+    ticker: { default: 'MSFT', pattern: '^[A-Za-z0-9.^=\\-]{1,15}$', title: 'Ticker (yfinance)', type: 'string', 'x-applies-when': { dataset: ['yfinance'] } },
+    start_date: { default: '2010-01-01', format: 'date', title: 'First day (yfinance)', type: 'string', 'x-applies-when': { dataset: ['yfinance'] } },
+    end_date: {
+      anyOf: [{ format: 'date', type: 'string' }, { type: 'null' }],
+      default: null,
+      title: 'Last day (yfinance)',
+      'x-applies-when': { dataset: ['yfinance'] },
+    },
+  },
+}
+
+export const STOCK_DEFAULTS = { csv_path: null, window: 20, dataset: 'sp500', ticker: 'MSFT', start_date: '2010-01-01', end_date: null }
+
 /** Nested models and enums through $defs/$ref/allOf, as pydantic emits them. */
 export const NESTED_SCHEMA: JsonSchema = {
   $defs: {

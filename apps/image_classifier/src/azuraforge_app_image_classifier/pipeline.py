@@ -36,6 +36,7 @@ from azuraforge_pipeline import (
     Pipeline,
     PipelineConfig,
     RunContext,
+    applies_when,
 )
 
 from . import report
@@ -62,6 +63,9 @@ MODEL_FILE = "model.safetensors"
 _CHECKPOINT = "learner.safetensors"
 
 
+AUGMENTING = applies_when(augment=[True])  # the warp's settings, shown while augment is on
+
+
 class ImageClassifierConfig(PipelineConfig):
     """Settings of one training run. The defaults reach about 98% test accuracy on the
     offline MNIST subset in well under a minute on two CPU cores."""
@@ -85,12 +89,14 @@ class ImageClassifierConfig(PipelineConfig):
             "of images per class. On a server: an upload (`uploads/<id>.zip`) or a path in a "
             "data root."
         ),
+        json_schema_extra=applies_when(dataset=["mnist_idx", "image_folder"]),
     )
     download: bool = Field(
         False,
         title="Download MNIST",
         description="mnist_idx only: download the official MNIST files when they are missing "
         "(cached on disk, fetched once).",
+        json_schema_extra=applies_when(dataset=["mnist_idx"]),
     )
     max_samples: int | None = Field(
         None,
@@ -139,9 +145,15 @@ class ImageClassifierConfig(PipelineConfig):
         title="Maximum shift",
         description="Largest shift in pixels for 28x28 images (augment); smaller images "
         "move proportionally less.",
+        json_schema_extra=AUGMENTING,
     )
     max_rotation: float = Field(
-        10.0, ge=0.0, le=45.0, title="Maximum rotation", description="Degrees (augment)."
+        10.0,
+        ge=0.0,
+        le=45.0,
+        title="Maximum rotation",
+        description="Degrees (augment).",
+        json_schema_extra=AUGMENTING,
     )
     max_zoom: float = Field(
         0.1,
@@ -149,6 +161,7 @@ class ImageClassifierConfig(PipelineConfig):
         le=0.5,
         title="Maximum zoom",
         description="Scale by a random factor in [1 - max_zoom, 1 + max_zoom] (augment).",
+        json_schema_extra=AUGMENTING,
     )
     validation_fraction: float = Field(
         0.1,

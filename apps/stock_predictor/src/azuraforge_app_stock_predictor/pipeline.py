@@ -16,11 +16,14 @@ from pydantic import Field
 
 from azuraforge_forecasting import ForecastConfig, ForecastPipeline
 from azuraforge_learner.timeseries import calendar_feature_names, calendar_features
-from azuraforge_pipeline import DataPath, RunContext
+from azuraforge_pipeline import DataPath, RunContext, applies_when
 
 from . import data
 
 FEATURES = ["log_return", "log_high_low", "log_close_open", "log_volume_change"]
+
+
+ONLINE = applies_when(dataset=["yfinance"])
 
 
 class StockConfig(ForecastConfig):
@@ -32,14 +35,25 @@ class StockConfig(ForecastConfig):
         "from Yahoo Finance (online, 'online' extra, cached); csv: your own file (csv_path) "
         "with date, open, high, low, close, volume columns.",
     )
-    ticker: str = Field("MSFT", pattern=r"^[A-Za-z0-9.^=\-]{1,15}$", title="Ticker (yfinance)")
-    start_date: date = Field(date(2010, 1, 1), title="First day (yfinance)")
-    end_date: date | None = Field(None, title="Last day (yfinance)", description="Empty: today.")
+    # only the download reads these (the x-applies-when extension: a form shows them for it)
+    ticker: str = Field(
+        "MSFT",
+        pattern=r"^[A-Za-z0-9.^=\-]{1,15}$",
+        title="Ticker (yfinance)",
+        json_schema_extra=ONLINE,
+    )
+    start_date: date = Field(
+        date(2010, 1, 1), title="First day (yfinance)", json_schema_extra=ONLINE
+    )
+    end_date: date | None = Field(
+        None, title="Last day (yfinance)", description="Empty: today.", json_schema_extra=ONLINE
+    )
     cache_dir: DataPath | None = Field(
         None,
         title="Download cache",
         description="The folder downloads are kept in (on a server: inside a data root); "
         "empty: ~/.cache/azuraforge.",
+        json_schema_extra=ONLINE,
     )
 
 

@@ -14,11 +14,14 @@ from pydantic import Field
 
 from azuraforge_forecasting import DataError, ForecastConfig, ForecastPipeline
 from azuraforge_learner.timeseries import SeasonalProfile, calendar_feature_names, calendar_features
-from azuraforge_pipeline import DataPath, RunContext
+from azuraforge_pipeline import DataPath, RunContext, applies_when
 
 from . import data
 
 PREFERRED_TARGETS = ("temp_max", "temp", "temperature", "temperature_2m")
+
+
+ONLINE = applies_when(dataset=["open_meteo"])
 
 
 class WeatherConfig(ForecastConfig):
@@ -52,16 +55,28 @@ class WeatherConfig(ForecastConfig):
     patience: int = Field(10, ge=0, le=100, title="Early-stopping patience")
     batch_size: int = Field(32, ge=1, le=4096, title="Batch size")
     learning_rate: float = Field(3e-3, gt=0, le=1, title="Learning rate (Adam)")
-    latitude: float = Field(47.61, ge=-90, le=90, title="Latitude (open_meteo)")
-    longitude: float = Field(-122.33, ge=-180, le=180, title="Longitude (open_meteo)")
-    start_date: date = Field(date(2015, 1, 1), title="First day (open_meteo)")
-    end_date: date = Field(date(2024, 12, 31), title="Last day (open_meteo)")
-    frequency: Literal["daily", "hourly"] = Field("daily", title="Rows (open_meteo)")
+    # only the download reads these (the x-applies-when extension: a form shows them for it)
+    latitude: float = Field(
+        47.61, ge=-90, le=90, title="Latitude (open_meteo)", json_schema_extra=ONLINE
+    )
+    longitude: float = Field(
+        -122.33, ge=-180, le=180, title="Longitude (open_meteo)", json_schema_extra=ONLINE
+    )
+    start_date: date = Field(
+        date(2015, 1, 1), title="First day (open_meteo)", json_schema_extra=ONLINE
+    )
+    end_date: date = Field(
+        date(2024, 12, 31), title="Last day (open_meteo)", json_schema_extra=ONLINE
+    )
+    frequency: Literal["daily", "hourly"] = Field(
+        "daily", title="Rows (open_meteo)", json_schema_extra=ONLINE
+    )
     cache_dir: DataPath | None = Field(
         None,
         title="Download cache",
         description="The folder downloads are kept in (on a server: inside a data root); "
         "empty: ~/.cache/azuraforge.",
+        json_schema_extra=ONLINE,
     )
 
 

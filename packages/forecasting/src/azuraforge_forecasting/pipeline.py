@@ -63,6 +63,7 @@ from azuraforge_pipeline import (
     Pipeline,
     PipelineConfig,
     RunContext,
+    applies_when,
 )
 
 from .verdict import describe_verdict, judge_forecasts
@@ -233,6 +234,7 @@ class ForecastConfig(PipelineConfig):
         title="CSV file",
         description="Your own CSV of dated rows (a 'date' column plus numeric columns), used "
         "when the dataset is 'csv': an upload (`uploads/<id>.csv`) or a file in a data root.",
+        json_schema_extra=applies_when(dataset=["csv"]),
     )
     window: int = Field(20, ge=1, le=365, title="Window", description="Past rows the model sees.")
     model: Literal["lstm", "gru", "mlp"] = Field(

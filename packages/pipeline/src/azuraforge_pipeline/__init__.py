@@ -13,6 +13,7 @@ from azuraforge_pipeline.base import (
     RunResult,
 )
 from azuraforge_pipeline.catalog import Application, CatalogEntry, applications, official_catalog
+from azuraforge_pipeline.conditions import APPLIES_WHEN, applies_when, applies_when_problems
 from azuraforge_pipeline.context import (
     Cancelled,
     Checkpoint,
@@ -31,6 +32,7 @@ from azuraforge_pipeline.registry import (
 )
 
 __all__ = [
+    "APPLIES_WHEN",
     "ENTRY_POINT_GROUP",
     "Application",
     "Cancelled",
@@ -53,6 +55,8 @@ __all__ = [
     "RunResult",
     "UnknownPipelineError",
     "applications",
+    "applies_when",
+    "applies_when_problems",
     "check_path",
     "discover",
     "official_catalog",
