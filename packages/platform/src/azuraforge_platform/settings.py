@@ -131,7 +131,7 @@ class Settings(BaseSettings):
     allowed_hosts: list[str] = Field(
         default_factory=list,
         description="Host names clients use to reach the API (JSON list; '*' allows any). "
-        "Empty: loopback names, the listening address and this machine's own names. Other "
+        "Empty: loopback names and this machine's own names and addresses. Other "
         "Host headers are refused (DNS rebinding), and so is an Origin of another host.",
     )
     session_hours: float = Field(

@@ -172,18 +172,17 @@ def allowed_hosts(settings: Settings) -> frozenset[str]:
     """Host names (without port) this server answers to; '*' in the set allows any."""
     if settings.allowed_hosts:
         return frozenset(h.lower().strip("[]") for h in settings.allowed_hosts)
-    names = {"localhost", "127.0.0.1", "::1"}
-    if settings.api_host not in _WILDCARDS:
-        names.add(settings.api_host)
-    else:
-        # listening everywhere: this machine's own names and addresses
-        hostname = socket.gethostname()
-        names.update({hostname, socket.getfqdn()})
-        try:
-            for info in socket.getaddrinfo(hostname, None):
-                names.add(str(info[4][0]))
-        except OSError:
-            pass
+    # This machine's own names and addresses are safe to allow: a DNS-rebinding page sends
+    # the attacker's host name, never one of these.
+    names = {"localhost", "127.0.0.1", "::1", settings.api_host}
+    hostname = socket.gethostname()
+    names.update({hostname, socket.getfqdn()})
+    try:
+        for info in socket.getaddrinfo(hostname, None):
+            names.add(str(info[4][0]))
+    except OSError:
+        pass
+    names -= _WILDCARDS
     return frozenset(n.lower().strip("[]") for n in names if n)
 
 
