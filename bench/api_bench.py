@@ -40,8 +40,12 @@ import websockets
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from azuraforge_platform.accounts import Accounts
 from azuraforge_platform.events import EventService, RedisEventBus
+from azuraforge_platform.settings import Settings
 from azuraforge_platform.store import ExperimentStore, normalize_url, upgrade
+from azuraforge_platform.store.accounts import AccountStore, UserNotFoundError
+from azuraforge_platform.store.models import Role
 
 PG = os.environ.get("AZURAFORGE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("AZURAFORGE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -189,7 +193,9 @@ async def load(
     # and httpx spent ~3 ms of CPU per request, more than the server does on most of them
     connector = aiohttp.TCPConnector(limit=conc)
     timeout = aiohttp.ClientTimeout(total=60)
-    async with aiohttp.ClientSession(base, connector=connector, timeout=timeout) as client:
+    async with aiohttp.ClientSession(
+        base, connector=connector, timeout=timeout, headers=AUTH
+    ) as client:
 
         async def get(path: str, params: dict[str, object]) -> tuple[int, bytes]:
             query = {k: str(v) for k, v in params.items()}
@@ -237,7 +243,9 @@ async def websockets_bench(
     async def client() -> None:
         nonlocal connected
         async with websockets.connect(
-            f"{ws_base}/experiments/{live_id}/events?after={last}", max_size=None
+            f"{ws_base}/experiments/{live_id}/events?after={last}",
+            max_size=None,
+            additional_headers=AUTH,
         ) as ws:
             connected += 1
             if connected == clients:
@@ -272,6 +280,7 @@ async def websockets_bench(
 
 
 RATE = 20.0
+AUTH: dict[str, str] = {}  # the bench user's bearer token, set in main()
 PREFIX = f"azfbench-{uuid.uuid4().hex[:8]}"
 
 
@@ -283,6 +292,21 @@ KINDS = (
     ("long", f"metrics, {LONG_POINTS:,}-point run, 500 (cached)"),
     ("cold", f"metrics, {LONG_POINTS:,}-point run, uncached"),
 )
+
+
+def bench_token(url: str, data_dir: Path) -> str:
+    """Every request is authenticated, as in production: a bench admin and its API token."""
+    settings = Settings(data_dir=data_dir, database_url=url)
+    store = ExperimentStore(url, tempfile.mkdtemp())
+    try:
+        accounts = Accounts(AccountStore(store), settings)
+        try:
+            user = accounts.store.user_by_name("bench")
+        except UserNotFoundError:
+            user, _ = accounts.create_user("bench", role=Role.admin)
+        return accounts.create_token(user, "api bench", 1)[1]
+    finally:
+        store.close()
 
 
 def start_api(env: dict[str, str], processes: int) -> tuple[subprocess.Popen[bytes], str]:
@@ -343,6 +367,7 @@ def main() -> None:
             ids, long_id, live_id = existing(url)
         else:
             ids, long_id, live_id = seed(url)
+        AUTH.update(Authorization=f"Bearer {bench_token(url, tmp)}")
         env = dict(os.environ)
         env.update(
             AZURAFORGE_DATA_DIR=str(tmp),
