@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -141,6 +142,9 @@ class Accounts:
         self.store = store
         self.settings = settings
         self._key: bytes | None = None
+        # secret hash -> (cached at, token expiry, caller): every request authenticates, and
+        # the database round trips cost more than most routes (see `auth_cache_seconds`)
+        self._recent: dict[str, tuple[float, datetime, Principal]] = {}
 
     @property
     def signing_key(self) -> bytes:
@@ -170,7 +174,7 @@ class Accounts:
 
     def set_password(self, user_id: int, password: str) -> UserRecord:
         check_password_strength(password)
-        return self.store.update_user(user_id, password_hash=_hasher.hash(password))
+        return self.update_user(user_id, password_hash=_hasher.hash(password))
 
     # -- logging in -----------------------------------------------------------------------
     def check_rate(self, username: str, ip: str | None) -> None:
@@ -233,20 +237,54 @@ class Accounts:
         )
         return record, secret
 
+    def cached(self, secret: str) -> Principal | None:
+        """The caller behind `secret` if it was authenticated in the last
+        `auth_cache_seconds` and its token has not expired since (no I/O)."""
+        hit = self._recent.get(hash_secret(secret))
+        if hit is None:
+            return None
+        cached_at, expires_at, principal = hit
+        if time.monotonic() - cached_at > self.settings.auth_cache_seconds:
+            return None
+        return principal if expires_at > datetime.now(UTC) else None
+
     def authenticate(self, secret: str) -> Principal | None:
         if not secret or len(secret) > 200:
             return None
-        found = self.store.find_credential(hash_secret(secret))
+        if (principal := self.cached(secret)) is not None:
+            return principal
+        key = hash_secret(secret)
+        found = self.store.find_credential(key)
         if found is None:
+            self._recent.pop(key, None)
             return None
         user, token = found
-        return Principal(
+        principal = Principal(
             user_id=user.id,
             username=user.username,
             role=user.role,
             auth="session" if token.kind == "session" else "token",
             token_id=token.id,
         )
+        if self.settings.auth_cache_seconds > 0:
+            if len(self._recent) > 10_000:
+                self._recent.clear()
+            self._recent[key] = (time.monotonic(), token.expires_at, principal)
+        return principal
+
+    def forget_cached(self) -> None:
+        """After a revocation or a user change made here: no cached caller outlives it."""
+        self._recent.clear()
+
+    def revoke_token(self, token_id: int) -> bool:
+        revoked = self.store.revoke_token(token_id)
+        self.forget_cached()
+        return revoked
+
+    def update_user(self, user_id: int, **changes: Any) -> UserRecord:
+        updated = self.store.update_user(user_id, **changes)
+        self.forget_cached()
+        return updated
 
     # -- WebSocket tokens -----------------------------------------------------------------
     def ws_token(self, principal: Principal) -> str:

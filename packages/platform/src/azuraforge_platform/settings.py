@@ -140,6 +140,13 @@ class Settings(BaseSettings):
     ws_token_seconds: float = Field(
         default=60.0, gt=0, le=3600, description="Lifetime of a WebSocket token."
     )
+    auth_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="How long an API process trusts a credential it has checked. A token "
+        "revoked or a user disabled through another process stops working within this time "
+        "(at once through this one); 0 checks the database on every request.",
+    )
     token_max_days: int = Field(
         default=365, ge=1, description="The longest lifetime a personal API token may have."
     )

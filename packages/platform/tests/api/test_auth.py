@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -159,13 +160,15 @@ def test_tokens_are_shown_once_expire_and_can_be_revoked(server: TestClient) -> 
         f"{API}/tokens", json={"name": "x", "expires_in_days": 400}, headers=admin
     )
     assert too_long.status_code == 422
-    # expiry
+    # expiry (time passing, played by the database: the process's short credential cache is
+    # emptied, as it would be by the time it trusts a credential running out)
     with services.store.engine.begin() as conn:
         conn.execute(
             update(ApiToken)
             .where(ApiToken.id == made.json()["id"])
             .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
         )
+    services.accounts.forget_cached()
     assert server.get(f"{API}/auth/me", headers=bearer(secret)).status_code == 401
     # revocation
     other = server.post(f"{API}/tokens", json={"name": "other"}, headers=admin).json()
@@ -374,12 +377,24 @@ def test_cli_users_tokens_and_login(
     token_id = runner.invoke(cli, ["tokens", "list", "--user", "bob"]).output
     revoke = re.search(r"│\s*(\d+)\s*│\s*ro\s", token_id)
     assert revoke is not None, token_id
+    # revoked or disabled through another process (the CLI on the store): the server stops
+    # trusting the credential within its auth_cache_seconds
     assert runner.invoke(cli, ["tokens", "revoke", revoke.group(1)]).exit_code == 0
-    after = runner.invoke(cli, ["experiments", "list", "--server", live.url, "--token", secret])
-    assert after.exit_code == 2
+    _eventually_refused(runner, ["--token", secret], live)
     disabled = runner.invoke(cli, ["users", "disable", "ada"])
     assert disabled.exit_code == 0
-    assert runner.invoke(cli, ["experiments", "list", "--server", live.url]).exit_code == 2
+    _eventually_refused(runner, [], live)
+
+
+def _eventually_refused(runner: CliRunner, extra: list[str], live) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + 3 * live.settings.auth_cache_seconds + 5
+    while True:
+        listed = runner.invoke(cli, ["experiments", "list", "--server", live.url, *extra])
+        if listed.exit_code == 2:
+            assert "sign in with" in listed.output
+            return
+        assert time.monotonic() < deadline, "the server kept accepting a revoked credential"
+        time.sleep(0.2)
 
 
 def test_uploads_belong_to_their_owner(server: TestClient, trainer: str) -> None:
@@ -408,3 +423,25 @@ def test_uploads_belong_to_their_owner(server: TestClient, trainer: str) -> None
     assert server.delete(f"{API}/uploads/{upload['id']}", headers=ann).status_code == 204
     actions = server.get(f"{API}/audit", params={"actor": "ann"}, headers=admin).json()["items"]
     assert [e["action"] for e in actions] == ["upload.delete"]
+
+
+def test_a_process_trusts_a_checked_credential_briefly_and_forgets_it_on_changes(
+    server: TestClient,
+) -> None:
+    accounts = server.app.state.services.accounts  # type: ignore[attr-defined]
+    secret = add_user(accounts.settings, "admin")
+    token_id = accounts.authenticate(secret).token_id
+    # another process revokes it: this one keeps trusting it for auth_cache_seconds at most
+    accounts.store.revoke_token(token_id)
+    assert accounts.authenticate(secret) is not None
+    accounts.settings.auth_cache_seconds = 0  # ... and not at all once that time is over
+    try:
+        assert accounts.authenticate(secret) is None
+    finally:
+        accounts.settings.auth_cache_seconds = 2.0
+    # a revocation or a user change made through this process takes effect at once
+    fresh = add_user(accounts.settings, "admin")
+    principal = accounts.authenticate(fresh)
+    assert accounts.cached(fresh) == principal
+    accounts.revoke_token(principal.token_id)
+    assert accounts.cached(fresh) is None and accounts.authenticate(fresh) is None

@@ -148,7 +148,7 @@ def _keep_signed_in(client: TestClient) -> None:
     if services.accounts.authenticate(secret) is not None:
         return
     user = services.accounts.store.user_by_name("fuzzer")
-    services.accounts.store.update_user(user.id, disabled=False, role="admin")
+    services.accounts.update_user(user.id, disabled=False, role="admin")
     _, fresh = services.accounts.create_token(user, "fuzz", 1)
     client.headers["Authorization"] = f"Bearer {fresh}"
 

@@ -68,14 +68,14 @@ async def current_principal(request: Request) -> Principal:
             scheme, _, secret = header.partition(" ")
             if scheme.lower() != "bearer" or not secret.strip():
                 raise _unauthenticated("the Authorization header must be 'Bearer <token>'")
-            principal = await run_in_threadpool(services.accounts.authenticate, secret.strip())
+            principal = await _authenticate(services, secret.strip())
             if principal is None:
                 raise _unauthenticated("the token is unknown, expired or revoked")
         else:
             cookie = request.cookies.get(SESSION_COOKIE)
             if not cookie:
                 raise _unauthenticated()
-            principal = await run_in_threadpool(services.accounts.authenticate, cookie)
+            principal = await _authenticate(services, cookie)
             if principal is None or principal.auth != "session":
                 raise _unauthenticated("the session has ended; sign in again")
             if request.method not in SAFE_METHODS and not _same_origin_browser(request):
@@ -87,6 +87,14 @@ async def current_principal(request: Request) -> Principal:
                 )
     assert principal is not None
     request.state.principal = principal
+    return principal
+
+
+async def _authenticate(services: Services, secret: str) -> Principal | None:
+    # a caller seen a moment ago needs no trip to a worker thread (nor to the database)
+    principal = services.accounts.cached(secret)
+    if principal is None:
+        principal = await run_in_threadpool(services.accounts.authenticate, secret)
     return principal
 
 
@@ -161,7 +169,7 @@ async def authenticate_websocket(websocket: WebSocket) -> tuple[Principal | None
     header = websocket.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
     if scheme.lower() == "bearer" and secret.strip():
-        return await run_in_threadpool(services.accounts.authenticate, secret.strip()), subprotocol
+        return await _authenticate(services, secret.strip()), subprotocol
     return None, subprotocol
 
 

@@ -167,7 +167,7 @@ def _set_disabled(username: str, disabled: bool, server: str | None, token: str 
             user = accounts.store.user_by_name(username)
             if disabled and user.role is Role.admin and accounts.store.count_admins() <= 1:
                 fail(f"{username} is the last admin: make another admin first", EXIT_USAGE)
-            accounts.store.update_user(user.id, disabled=disabled)
+            accounts.update_user(user.id, disabled=disabled)
             accounts.store.audit(
                 "user.update", actor=None, target=username, detail={"disabled": disabled}
             )
@@ -270,7 +270,7 @@ def tokens_revoke(token_id: int, server: Server = None, token: Token = None) -> 
     else:
         accounts, store = _local_accounts()
         try:
-            if not accounts.store.revoke_token(token_id):
+            if not accounts.revoke_token(token_id):
                 fail(f"no active token {token_id}", EXIT_USAGE)
             accounts.store.audit("token.revoke", actor=None, target=f"token:{token_id}")
         finally:

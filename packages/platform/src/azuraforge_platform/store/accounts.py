@@ -109,6 +109,26 @@ class AuditRecord:
     ip: str | None
 
 
+# The user's columns a credential lookup needs, named apart from the token's.
+_USER_COLUMNS = (
+    User.username,
+    User.role,
+    User.disabled,
+    User.created_at.label("user_created_at"),
+)
+
+
+@dataclass(frozen=True)
+class _Row:
+    id: int
+    username: str
+    role: str
+    disabled: bool
+    created_at: datetime
+    last_login_at: datetime | None = None
+    password_hash: str | None = None
+
+
 # A token's last use is written at most this often (a write per request would serialise
 # every read on SQLite).
 LAST_USED_RESOLUTION = timedelta(seconds=60)
@@ -248,14 +268,22 @@ class AccountStore:
 
     def find_credential(self, secret_hash: str) -> tuple[UserRecord, TokenRecord] | None:
         """The user and token behind `secret_hash`, if the token is active and the user is
-        enabled; notes its use (at most once a minute)."""
+        enabled; notes its use (at most once a minute). Every request asks: one Core query,
+        no ORM session."""
         now = _now()
-        query = select(ApiToken, User).join(User, User.id == ApiToken.user_id)
-        with self._read() as s:
-            found = s.execute(query.where(ApiToken.secret_hash == secret_hash)).first()
-            if found is None:
-                return None
-            token, user = TokenRecord.from_row(found[0]), UserRecord.from_row(found[1])
+        query = (
+            select(*ApiToken.__table__.columns, *_USER_COLUMNS)
+            .join_from(ApiToken, User, User.id == ApiToken.user_id)
+            .where(ApiToken.secret_hash == secret_hash)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        token = TokenRecord.from_row(row)
+        user = UserRecord.from_row(
+            _Row(row.user_id, row.username, row.role, row.disabled, row.user_created_at)
+        )
         if not token.active(now) or user.disabled:
             return None
         if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:

@@ -58,7 +58,7 @@ async def login(
 @router.post("/logout", status_code=204, response_class=Response, summary="End this login session")
 async def logout(principal: PrincipalDep, services: ServicesDep) -> Response:
     if principal.auth == "session" and principal.token_id is not None:
-        await run_in_threadpool(services.accounts.store.revoke_token, principal.token_id)
+        await run_in_threadpool(services.accounts.revoke_token, principal.token_id)
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

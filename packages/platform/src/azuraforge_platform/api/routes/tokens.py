@@ -75,7 +75,7 @@ async def revoke_token(
             raise ApiError(404, f"no token {token_id}")
         if record.user_id != principal.user_id and not principal.is_admin:
             raise ApiError(404, f"no token {token_id}")  # others' tokens are not even listed
-        services.accounts.store.revoke_token(token_id)
+        services.accounts.revoke_token(token_id)
         audit(request, "token.revoke", target=f"token:{token_id}", detail={"name": record.name})
 
     await run_in_threadpool(revoke)

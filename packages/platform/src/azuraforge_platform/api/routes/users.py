@@ -86,7 +86,7 @@ async def update_user(
             except ValueError as exc:
                 raise ApiError(422, str(exc), fields=[("password", str(exc))]) from None
         role = Role(body.role) if body.role is not None else None
-        updated = accounts.store.update_user(user_id, role=role, disabled=body.disabled)
+        updated = accounts.update_user(user_id, role=role, disabled=body.disabled)
         changes = body.model_dump(exclude_none=True)
         if "password" in changes:
             changes["password"] = "changed"
