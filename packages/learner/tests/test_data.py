@@ -19,7 +19,7 @@ from azuraforge_learner.data import (
 RNG = np.random.default_rng(4)
 
 
-def test_standard_scaler_fit_transform_inverse_and_state() -> None:
+def test_standard_scaler_transform_inverse_and_state() -> None:
     X = RNG.normal(loc=[1.0, -5.0, 3.0], scale=[2.0, 0.5, 0.0], size=(100, 3))  # last col constant
     s = StandardScaler().fit(X)
     Z = s.transform(X)

@@ -251,17 +251,6 @@ def test_concurrent_claim_processes(store: ExperimentStore, db_url: str, tmp_pat
         assert record.worker == winners[0] and record.attempts == 1
 
 
-def test_claim_next_takes_oldest(store: ExperimentStore) -> None:
-    a = store.create(pipeline_id="a", config={}, created_at=T0)
-    b = store.create(pipeline_id="b", config={}, created_at=T0 + timedelta(seconds=1))
-    first = store.claim_next("w")
-    assert first is not None and first.id == a.id
-    assert store.claim_next("w", pipeline_ids=["a"]) is None
-    second = store.claim_next("w")
-    assert second is not None and second.id == b.id
-    assert store.claim_next("w") is None
-
-
 def test_metric_batches_are_idempotent(store: ExperimentStore) -> None:
     exp = store.create(pipeline_id="p", config={})
     batch = [MetricValue("loss", step, 1.0 / (step + 1), epoch=step // 10) for step in range(1200)]

@@ -52,9 +52,6 @@ class _Scaler:
     def fit(self, X: Any) -> _Scaler:
         raise NotImplementedError
 
-    def fit_transform(self, X: Any) -> np.ndarray:
-        return self.fit(X).transform(X)
-
     def transform(self, X: Any) -> np.ndarray:
         raise NotImplementedError
 

@@ -74,9 +74,6 @@ class Module:
         self._buffers[name] = value
 
     # ------------------------------------------------------------------ walking
-    def named_children(self) -> Iterator[tuple[str, Module]]:
-        yield from self._modules.items()
-
     def children(self) -> Iterator[Module]:
         yield from self._modules.values()
 

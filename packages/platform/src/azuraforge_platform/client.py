@@ -31,7 +31,6 @@ from azuraforge_platform.api.schemas import (
     EventPublic,
     ExperimentList,
     ExperimentPublic,
-    ExperimentSummary,
     Health,
     LogList,
     Me,
@@ -231,16 +230,6 @@ class AzuraForgeClient:
         if with_total:
             params.append(("with_total", "true"))
         return self._get(ExperimentList, "/experiments", params=params)
-
-    def iter_experiments(self, **filters: Any) -> Iterator[ExperimentSummary]:
-        """Every matching experiment, following the keyset cursor page by page."""
-        cursor = None
-        while True:
-            page = self.list_experiments(cursor=cursor, **filters)
-            yield from page.items
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
 
     def get_experiment(self, experiment_id: str) -> ExperimentPublic:
         return self._get(ExperimentPublic, f"/experiments/{experiment_id}")

@@ -666,24 +666,6 @@ class ExperimentStore:
             return None
         return self.get(experiment_id)
 
-    def claim_next(
-        self, worker: str, pipeline_ids: Sequence[str] | None = None
-    ) -> ExperimentRecord | None:
-        """Claim the oldest queued experiment (optionally of the given pipelines)."""
-        query = select(Experiment.id).where(Experiment.status == S.queued.value)
-        if pipeline_ids is not None:
-            query = query.where(Experiment.pipeline_id.in_(list(pipeline_ids)))
-        query = query.order_by(Experiment.created_at, Experiment.id).limit(10)
-        while True:
-            with self._read() as session:
-                candidates = list(session.scalars(query))
-            if not candidates:
-                return None
-            for candidate in candidates:
-                claimed = self.claim(candidate, worker)
-                if claimed is not None:
-                    return claimed
-
     def request_cancel(self, experiment_id: str) -> ExperimentRecord:
         """queued/lost -> cancelled at once; running -> cancelling (the worker stops it)."""
         for _ in range(5):
