@@ -105,10 +105,16 @@ def to_numpy(array: Any) -> np.ndarray:
 
 
 def scatter_add(target: Any, index: Any, values: Any) -> None:
-    """target[index] += values, adding repeated indices (numpy's add.at, cupyx.scatter_add)."""
+    """target[index] += values, adding repeated indices (`add.at` of numpy or CuPy)."""
     if isinstance(target, np.ndarray):
         np.add.at(target, index, values)
-    else:
+        return
+    import cupy
+
+    add_at = getattr(cupy.add, "at", None)
+    if add_at is not None:
+        add_at(target, index, values)
+    else:  # CuPy before ufunc.at (cupyx.scatter_add is deprecated since)
         import cupyx
 
         cupyx.scatter_add(target, index, values)
