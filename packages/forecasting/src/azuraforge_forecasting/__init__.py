@@ -1,18 +1,17 @@
 """The machinery AzuraForge's forecasting apps share (weather_forecaster, stock_predictor):
 a library for pipeline plugins, not a plugin itself (it registers no pipeline)."""
 
-from .pipeline import (
-    MAX_HORIZON,
+from .config import ForecastConfig
+from .data import (
     DataError,
-    ForecastConfig,
-    ForecastPipeline,
     column_name,
-    forecast_horizon,
     frame_from_rows,
     package_data_file,
     prepare_frame,
     read_csv,
 )
+from .pipeline import ForecastPipeline
+from .predict import MAX_HORIZON, forecast_horizon
 
 __all__ = [
     "MAX_HORIZON",
