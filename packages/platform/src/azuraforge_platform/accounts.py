@@ -77,6 +77,10 @@ class Principal:
     def is_admin(self) -> bool:
         return self.role is Role.admin
 
+    def may_use(self, owner: str | None) -> bool:
+        """See and use something private to its owner (an upload): its owner and admins."""
+        return self.is_admin or owner == self.username
+
     def may_manage(self, owner: str | None) -> bool:
         """Cancel or delete something owned by `owner`: admins anything, members their own."""
         return self.is_admin or (self.role is Role.member and owner == self.username)

@@ -118,17 +118,6 @@ _USER_COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
-class _Row:
-    id: int
-    username: str
-    role: str
-    disabled: bool
-    created_at: datetime
-    last_login_at: datetime | None = None
-    password_hash: str | None = None
-
-
 # A token's last use is written at most this often (a write per request would serialise
 # every read on SQLite).
 LAST_USED_RESOLUTION = timedelta(seconds=60)
@@ -281,8 +270,13 @@ class AccountStore:
         if row is None:
             return None
         token = TokenRecord.from_row(row)
-        user = UserRecord.from_row(
-            _Row(row.user_id, row.username, row.role, row.disabled, row.user_created_at)
+        user = UserRecord(
+            id=row.user_id,
+            username=row.username,
+            role=Role(row.role),
+            disabled=bool(row.disabled),
+            created_at=row.user_created_at,
+            last_login_at=None,  # not needed to authorise a request
         )
         if not token.active(now) or user.disabled:
             return None

@@ -82,7 +82,7 @@ def _record(uploads: UploadStore, upload_id: str, principal: Principal) -> Uploa
     """The upload, if the caller may use it: its owner's and admins' only (to anyone else it
     does not exist)."""
     record = uploads.get(upload_id) if _ID.match(upload_id) else None
-    if record is None or not (principal.is_admin or record.owner == principal.username):
+    if record is None or not principal.may_use(record.owner):
         raise ApiError(404, f"no upload {upload_id!r}")
     return record
 
@@ -96,7 +96,7 @@ def upload_guard(
         if path.parent != settings.upload_dir:
             return
         record = uploads.get(path.name) if _ID.match(path.name) else None
-        if record is None or not (principal.is_admin or record.owner == principal.username):
+        if record is None or not principal.may_use(record.owner):
             raise PathNotAllowedError(f"uploads/{path.name} is not one of your uploads")
 
     return guard
