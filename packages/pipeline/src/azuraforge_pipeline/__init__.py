@@ -13,6 +13,15 @@ from azuraforge_pipeline.base import (
     RunResult,
 )
 from azuraforge_pipeline.catalog import Application, CatalogEntry, applications, official_catalog
+from azuraforge_pipeline.children import (
+    FINAL_STATUSES,
+    ChildLauncher,
+    ChildrenNotSupportedError,
+    ChildRun,
+    ChildRunError,
+    ChildState,
+    InlineLauncher,
+)
 from azuraforge_pipeline.conditions import APPLIES_WHEN, applies_when, applies_when_problems
 from azuraforge_pipeline.context import (
     Cancelled,
@@ -34,10 +43,17 @@ from azuraforge_pipeline.registry import (
 __all__ = [
     "APPLIES_WHEN",
     "ENTRY_POINT_GROUP",
+    "FINAL_STATUSES",
     "Application",
     "Cancelled",
     "CatalogEntry",
     "Checkpoint",
+    "ChildLauncher",
+    "ChildRun",
+    "ChildRunError",
+    "ChildState",
+    "ChildrenNotSupportedError",
+    "InlineLauncher",
     "ConfigError",
     "DataPath",
     "FieldError",

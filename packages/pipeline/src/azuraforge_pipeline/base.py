@@ -88,6 +88,9 @@ class Pipeline(ABC):
     name: ClassVar[str]
     description: ClassVar[str] = ""
     version: ClassVar[str] = "0.1.0"
+    # True for a pipeline whose runs start child runs and wait on them (a hyperparameter
+    # study): the platform runs them beside the worker slots, never in one its children need.
+    coordinator: ClassVar[bool] = False
     Config: ClassVar[type[PipelineConfig]] = PipelineConfig
 
     @abstractmethod

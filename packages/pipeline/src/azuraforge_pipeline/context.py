@@ -7,12 +7,14 @@ import os
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from azuraforge_pipeline.children import ChildLauncher, ChildrenNotSupportedError, ChildRun
 
 __all__ = [
     "Cancelled",
@@ -154,7 +156,9 @@ class RunContext:
     - `artifact_dir` and `save_artifact` for outputs the user keeps (models, plots, tables);
     - `should_stop()` / `check_cancelled()` to honour a cancel request between steps;
     - `checkpoint_dir`, `save_checkpoint` and `load_checkpoint` to resume a retried run;
-    - `rng`, a numpy Generator seeded from `seed`, for reproducible runs.
+    - `rng`, a numpy Generator seeded from `seed`, for reproducible runs;
+    - `submit` and `children` to run other pipelines as child experiments (where the platform
+      serves them: `can_submit`).
     """
 
     def __init__(
@@ -167,8 +171,10 @@ class RunContext:
         stop_requested: Callable[[], bool] | None = None,
         experiment_id: str | None = None,
         attempt: int = 1,
+        launcher: ChildLauncher | None = None,
     ) -> None:
         self.experiment_id = experiment_id
+        self.launcher = launcher
         self.attempt = attempt
         self.reporter = reporter if reporter is not None else Reporter()
         self.artifact_dir = Path(artifact_dir)
@@ -264,6 +270,38 @@ class RunContext:
         """Raise `Cancelled` if a cancel was requested."""
         if self.should_stop():
             raise Cancelled("the run was cancelled")
+
+    # -- child runs -----------------------------------------------------------------------
+    @property
+    def can_submit(self) -> bool:
+        return self.launcher is not None
+
+    def _launcher(self) -> ChildLauncher:
+        if self.launcher is None:
+            raise ChildrenNotSupportedError(
+                "this run cannot start child runs: run it on the platform (or give its "
+                "RunContext a launcher, e.g. InlineLauncher)"
+            )
+        return self.launcher
+
+    def submit(
+        self,
+        pipeline_id: str,
+        config: Mapping[str, Any],
+        *,
+        name: str | None = None,
+        tags: Sequence[str] = (),
+    ) -> ChildRun:
+        """Run `pipeline_id` with `config` as a child experiment of this run, queued for the
+        workers like any other; the handle waits on it, reads its metrics and cancels it.
+        Raises `ChildRunError` for an unknown pipeline or a config it refuses."""
+        launcher = self._launcher()
+        return ChildRun(launcher, launcher.submit(pipeline_id, config, name=name, tags=tags))
+
+    def children(self) -> list[ChildRun]:
+        """The child runs this run started, in earlier attempts too, oldest first."""
+        launcher = self._launcher()
+        return [ChildRun(launcher, state.id) for state in launcher.children()]
 
     # -- checkpoints ----------------------------------------------------------------------
     def save_checkpoint(

@@ -96,6 +96,13 @@ class Settings(BaseSettings):
     embedded_workers: int = Field(
         default=1, ge=1, description="Concurrent runs of the embedded executor (azuraforge up)."
     )
+    coordinator_slots: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Coordinator runs (hyperparameter studies) each process runs at once, "
+        "beside its worker slots: a study waits on its trials, never in a slot they need.",
+    )
     ws_ping_seconds: float = Field(
         default=15.0, gt=0, description="Idle WebSockets get a ping message this often."
     )

@@ -8,24 +8,21 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from azuraforge_pipeline import PipelineRegistry, discover
 from azuraforge_platform.accounts import Accounts
 from azuraforge_platform.api.live import LiveHub
 from azuraforge_platform.events import EventService, make_bus
 from azuraforge_platform.execution.predict import PredictionSandbox
+from azuraforge_platform.lifecycle import Dispatcher, Lifecycle
 from azuraforge_platform.settings import Settings
 from azuraforge_platform.store import ExperimentStore, ModelRegistry, UploadStore, make_engine
 from azuraforge_platform.store.accounts import AccountStore
 
-__all__ = ["Dispatcher", "Services"]
+__all__ = ["Services"]
 
 log = logging.getLogger(__name__)
-
-
-class Dispatcher(Protocol):
-    def submit(self, experiment_id: str) -> None: ...
 
 
 class _NoDispatch:
@@ -40,6 +37,7 @@ class Services:
     settings: Settings
     store: ExperimentStore
     events: EventService
+    lifecycle: Lifecycle
     models: ModelRegistry
     accounts: Accounts
     uploads: UploadStore
@@ -87,6 +85,7 @@ class Services:
             settings=settings,
             store=store,
             events=events,
+            lifecycle=Lifecycle(events, dispatcher),
             models=ModelRegistry(store),
             accounts=Accounts(AccountStore(store), settings),
             uploads=UploadStore(store),

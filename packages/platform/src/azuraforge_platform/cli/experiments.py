@@ -25,7 +25,7 @@ from azuraforge_platform.cli.common import (
 )
 from azuraforge_platform.cli.models import Server, Token, _client, _client_errors
 from azuraforge_platform.events import EventService, InProcessEventBus, make_bus
-from azuraforge_platform.execution import reap_lost_runs
+from azuraforge_platform.lifecycle import Lifecycle
 from azuraforge_platform.settings import Settings
 from azuraforge_platform.store import ExperimentStatus, ExperimentStore
 
@@ -44,7 +44,7 @@ def _reap(settings: Settings, store: ExperimentStore) -> None:
     """Whoever looks notices runs whose process vanished (a closed terminal's foreground
     run, with no worker or executor around to reap it)."""
     events = EventService(store, InProcessEventBus())  # stored; other processes poll them
-    reap_lost_runs(events, timedelta(seconds=settings.lost_after_seconds))
+    Lifecycle(events).reap_lost(timedelta(seconds=settings.lost_after_seconds))
 
 
 def _status(record: Any) -> str:

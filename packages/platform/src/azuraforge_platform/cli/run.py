@@ -3,6 +3,7 @@ foreground, with a live progress bar, recorded in the store like any other."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -39,7 +40,8 @@ from azuraforge_platform.cli.common import (
     user_errors,
 )
 from azuraforge_platform.events import EventService, InProcessEventBus, make_bus
-from azuraforge_platform.execution import run_experiment
+from azuraforge_platform.execution import LocalExecutor, run_experiment
+from azuraforge_platform.lifecycle import Dispatcher, Lifecycle, QueueUnavailableError
 from azuraforge_platform.paths import run_path_policy
 from azuraforge_platform.settings import Settings
 from azuraforge_platform.store import (
@@ -283,7 +285,11 @@ def run_command(
         pipeline = _resolve_pipeline(registry, pipeline_id)
         config = build_config(pipeline, config_file, set_ or [])
         store = open_store(settings)
-        record = store.create(
+    bus = make_bus(settings.redis_url, prefix=settings.event_channel_prefix) if queue else None
+    events = EventService(store, bus or InProcessEventBus())
+    lifecycle = Lifecycle(events, _dispatcher(settings) if queue else None)
+    try:
+        record = lifecycle.submit(
             pipeline_id=pipeline.id,
             pipeline_version=pipeline.version,
             config=config,
@@ -291,17 +297,21 @@ def run_command(
             tags=tag or [],
             # a queued run is retried when its worker dies; nobody else picks up a foreground one
             max_attempts=settings.max_attempts if queue else 1,
+            owner=None,
+            coordinator=pipeline.coordinator,
         )
+    except QueueUnavailableError as exc:  # the broker is down: the run is failed, not orphaned
+        fail(f"cannot queue the experiment on Redis at {settings.redis_url}: {exc}")
     out = console()
-    if queue:
-        _dispatch(settings, record.id)
-        if detach:
-            out.print(record.id)
-            return
-        bus = make_bus(settings.redis_url, prefix=settings.event_channel_prefix)
-    else:
-        bus = InProcessEventBus()
-    events = EventService(store, bus)
+    if queue and detach:
+        out.print(record.id)
+        return
+    children: LocalExecutor | None = None
+    if pipeline.coordinator and not queue:
+        # its child runs need workers: this process runs them while it coordinates
+        children = LocalExecutor(
+            settings, store, events.bus, max_workers=settings.embedded_workers, runs="plain"
+        )
     worker = f"{socket.gethostname()}:{os.getpid()}:cli"
     outcome: dict[str, Any] = {}
 
@@ -314,6 +324,7 @@ def run_command(
                 worker=worker,
                 heartbeat_seconds=min(settings.heartbeat_seconds, 1.0),
                 path_policy=run_path_policy(settings),
+                settings=settings,
             )
         except BaseException as exc:  # reported below; the thread must not die silently
             outcome["error"] = exc
@@ -341,6 +352,8 @@ def run_command(
             view.handle = _quiet(view.handle)  # type: ignore[method-assign]
         if not queue:
             thread.start()
+        if children is not None:
+            children.start()
         while True:
             try:
                 event = stream.get(timeout=0.2)
@@ -370,13 +383,18 @@ def run_command(
                     f"(Ctrl-C again to stop at once; forced after "
                     f"{settings.cancel_grace_seconds:g} s)[/]"
                 )
-                _request_cancel(store, events, record.id)
-    bus.close()
+                _request_cancel(lifecycle, record.id)
+    if children is not None:
+        children.stop()
+    events.bus.close()
     if forced:
         if queue:  # the worker stops it; this terminal just stops watching
             console(stderr=True).print(f"[yellow]left[/] experiment {record.id} cancelling")
         else:
-            _force_cancel(store, events, record.id, worker)
+            # the pipeline ignored the cancel: record the outcome; the process exit ends it
+            lifecycle.force_cancel(
+                record.id, worker, "stopped without waiting for the pipeline to finish its step"
+            )
             console(stderr=True).print(f"[yellow]cancelled[/] experiment {record.id}")
         raise typer.Exit(EXIT_CANCELLED)
     if "error" in outcome:
@@ -389,23 +407,17 @@ def run_command(
     raise typer.Exit(EXIT_CANCELLED if final.status is S.cancelled else EXIT_FAILED)
 
 
-def _dispatch(settings: Settings, experiment_id: str) -> None:
+def _dispatcher(settings: Settings) -> Dispatcher | None:
     """Celery when Redis is configured; otherwise an embedded executor (`azuraforge up`)
     sharing this store finds the queued experiment by itself."""
     if not settings.redis_url:
         console().print(
             "[yellow]no AZURAFORGE_REDIS_URL: queued for an `azuraforge up` using this store[/]"
         )
-        return
+        return None
     from azuraforge_platform.jobqueue import CeleryDispatcher, make_celery
 
-    try:
-        CeleryDispatcher(make_celery(settings)).submit(experiment_id)
-    except Exception as exc:  # the broker is down: say so, and leave no orphan in the queue
-        open_store(settings).transition(
-            experiment_id, S.failed, error=f"could not queue it: {type(exc).__name__}: {exc}"
-        )
-        fail(f"cannot queue the experiment on Redis at {settings.redis_url}: {exc}")
+    return CeleryDispatcher(make_celery(settings))
 
 
 def _quiet(handle: Any) -> Any:
@@ -416,28 +428,9 @@ def _quiet(handle: Any) -> Any:
     return wrapped
 
 
-def _request_cancel(store: ExperimentStore, events: EventService, experiment_id: str) -> None:
-    try:
-        record = store.request_cancel(experiment_id)
-    except InvalidTransitionError:
-        return  # it finished meanwhile
-    events.emit(experiment_id, "status", {"status": record.status.value})
-
-
-def _force_cancel(
-    store: ExperimentStore, events: EventService, experiment_id: str, worker: str
-) -> None:
-    """The pipeline ignored the cancel: record the outcome; the process exit ends it."""
-    try:
-        record = store.transition(
-            experiment_id,
-            S.cancelled,
-            worker=worker,
-            error="stopped without waiting for the pipeline to finish its step",
-        )
-    except InvalidTransitionError:
-        return  # it finished after all
-    events.emit(experiment_id, "status", {"status": record.status.value, "error": record.error})
+def _request_cancel(lifecycle: Lifecycle, experiment_id: str) -> None:
+    with contextlib.suppress(InvalidTransitionError):  # it finished meanwhile
+        lifecycle.cancel(experiment_id)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,7 +2,6 @@
 child process, watched by its parent) and `LocalExecutor` (the embedded mode's dispatcher)."""
 
 from azuraforge_platform.execution.local import LocalExecutor, SupervisedRun
-from azuraforge_platform.execution.recovery import reap_lost_runs, recover_run
 from azuraforge_platform.execution.reporter import NonFiniteLossError, StoreReporter
 from azuraforge_platform.execution.runner import default_worker_name, run_experiment, seed_for
 
@@ -12,8 +11,6 @@ __all__ = [
     "StoreReporter",
     "SupervisedRun",
     "default_worker_name",
-    "reap_lost_runs",
-    "recover_run",
     "run_experiment",
     "seed_for",
 ]

@@ -13,15 +13,15 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import Any, Literal
 
 from azuraforge_platform.events import EventBus, EventService, InProcessEventBus, make_bus
 from azuraforge_platform.execution import processes
 from azuraforge_platform.execution.lifeline import die_with_parent
 from azuraforge_platform.execution.processes import mp_context as _mp
 from azuraforge_platform.execution.processes import warm_up
-from azuraforge_platform.execution.recovery import reap_lost_runs, recover_run
 from azuraforge_platform.execution.runner import run_experiment
+from azuraforge_platform.lifecycle import Lifecycle
 from azuraforge_platform.paths import run_path_policy
 from azuraforge_platform.settings import Settings
 from azuraforge_platform.store import (
@@ -69,6 +69,7 @@ def _child_main(settings: Settings, experiment_id: str, worker: str, relay: Any 
             worker=worker,
             heartbeat_seconds=settings.heartbeat_seconds,
             path_policy=run_path_policy(settings),
+            settings=settings,
         )
     finally:
         bus.close()
@@ -98,6 +99,7 @@ class SupervisedRun:
         )
         self.cancel_seen_at: float | None = None
         self.terminated_at: float | None = None
+        self.coordinator = False  # which of the executor's slots it holds
 
     def start(self) -> SupervisedRun:
         self.process.start()
@@ -112,8 +114,7 @@ class SupervisedRun:
                 log.warning("worker for %s exited with code %s", self.experiment_id, code)
             # Conditional on this worker still holding an active run, so it is a no-op after
             # a recorded outcome (or when another worker claimed the experiment).
-            recover_run(
-                events,
+            Lifecycle(events).recover(
                 self.experiment_id,
                 worker=self.worker,
                 reason=f"worker process exited with code {code} without recording an outcome",
@@ -210,13 +211,20 @@ class LocalExecutor:
         max_workers: int = 1,
         poll_seconds: float = 1.0,
         cancel_grace_seconds: float | None = None,
+        runs: Literal["all", "plain", "coordinators"] = "all",
     ) -> None:
         if max_workers < 1:
             raise ValueError("max_workers must be at least 1")
+        # Coordinators (studies) get slots of their own, so one never holds the slot its
+        # children wait for. "coordinators": a Celery worker's executor, which leaves plain
+        # runs (and reaping) to Celery; "plain": the children of a foreground `run`.
+        self.runs = runs
+        self.coordinator_slots = settings.coordinator_slots
         self.settings = settings
         self.store = store
         self.bus = bus
         self.events = EventService(store, bus)
+        self.lifecycle = Lifecycle(self.events)
         self.max_workers = max_workers
         self.poll_seconds = poll_seconds
         self.cancel_grace_seconds = (
@@ -291,9 +299,10 @@ class LocalExecutor:
                 self._supervise()
                 if self._orphans:
                     self._recover_orphans()
-                if time.monotonic() - self._last_reap >= self.settings.reap_seconds:
+                reaps = self.runs != "coordinators"  # a Celery worker's reaper re-sends tasks
+                if reaps and time.monotonic() - self._last_reap >= self.settings.reap_seconds:
                     # runs of any process that died silently (another executor, a CLI run)
-                    reap_lost_runs(self.events, lost_after)
+                    self.lifecycle.reap_lost(lost_after)
                     self._last_reap = time.monotonic()
                 self._launch_queued()
             except Exception:  # keep dispatching through a database hiccup
@@ -302,14 +311,22 @@ class LocalExecutor:
             self._wake.clear()
 
     def _launch_queued(self) -> None:
-        free = self.max_workers - len(self._running)
+        if self.runs != "coordinators":
+            self._launch(coordinator=False, slots=self.max_workers)
+        if self.runs != "plain":
+            self._launch(coordinator=True, slots=self.coordinator_slots)
+
+    def _launch(self, *, coordinator: bool, slots: int) -> None:
+        held = sum(1 for run in self._running.values() if run.coordinator is coordinator)
+        free = slots - held
         if free <= 0:
             return
         page = self.store.list_experiments(
             status=ExperimentStatus.queued.value,
+            coordinator=coordinator,
             sort="created_at",
             descending=False,
-            limit=free + len(self._running),
+            limit=free + held,
         )
         for exp in page.items:
             if free <= 0:
@@ -322,6 +339,7 @@ class LocalExecutor:
             except BaseException:
                 _names.release(worker)
                 raise
+            run.coordinator = coordinator
             self._running[exp.id] = run
             free -= 1
 
@@ -362,8 +380,7 @@ class LocalExecutor:
         silent_since = datetime.now(UTC) - timedelta(seconds=beats)
         for exp_id, worker in list(self._orphans.items()):
             try:
-                record = recover_run(
-                    self.events,
+                record = self.lifecycle.recover(
                     exp_id,
                     worker=worker,
                     heartbeat_before=silent_since,

@@ -27,13 +27,12 @@ from azuraforge_pipeline import (
     discover,
 )
 from azuraforge_platform.events import EventService
+from azuraforge_platform.execution.children import StoreLauncher
 from azuraforge_platform.execution.reporter import StoreReporter
+from azuraforge_platform.lifecycle import Lifecycle
 from azuraforge_platform.paths import redact_paths
-from azuraforge_platform.store import (
-    ExperimentRecord,
-    ExperimentStatus,
-    InvalidTransitionError,
-)
+from azuraforge_platform.settings import Settings
+from azuraforge_platform.store import ExperimentRecord, ExperimentStatus
 
 __all__ = ["default_worker_name", "run_experiment", "seed_for"]
 
@@ -113,38 +112,29 @@ def run_experiment(
     worker: str | None = None,
     heartbeat_seconds: float = 5.0,
     path_policy: PathPolicy | None = None,
+    settings: Settings | None = None,
 ) -> ExperimentRecord:
     """Claim the experiment, run its pipeline with a context wired to the store and the bus,
     and record the outcome: succeeded (summary), failed (error + traceback) or cancelled.
 
     `path_policy` (the platform's `run_path_policy`) resolves the config's data paths, e.g. a
     client's `uploads/<id>.csv` against the data folder. The error and traceback are stored
-    without absolute server paths (clients read them); the worker's log keeps them whole."""
+    without absolute server paths (clients read them); the worker's log keeps them whole.
+    With `settings`, the run may start child runs (`RunContext.submit`)."""
+    lifecycle = Lifecycle(events)
     store = events.store
     base = path_policy.base if path_policy is not None else None
     worker = worker or default_worker_name()
-    record = store.claim(experiment_id, worker)
+    record = lifecycle.start(experiment_id, worker)
     if record is None:
         return store.get(experiment_id)  # someone else runs it, or it is not queued any more
-    events.emit(
-        experiment_id,
-        "status",
-        {"status": S.running.value, "worker": worker, "attempt": record.attempts},
-    )
 
     def finish(status: S, **fields: Any) -> ExperimentRecord:
         for key in ("error", "traceback"):
             if fields.get(key):
                 fields[key] = redact_paths(fields[key], base)
-        try:
-            final = store.transition(experiment_id, status, worker=worker, **fields)
-        except InvalidTransitionError:
-            # The job was taken from us meanwhile (declared lost and re-queued, ...).
-            return store.get(experiment_id)
-        payload: dict[str, Any] = {"status": final.status.value, "error": final.error}
-        if final.summary is not None:
-            payload["summary"] = final.summary
-        events.emit(experiment_id, "status", payload)
+        # None: the job was taken from us meanwhile (declared lost and re-queued, ...)
+        lifecycle.finish(experiment_id, status, worker=worker, **fields)
         return store.get(experiment_id)  # includes the final event's seq
 
     # Beat from the moment of the claim: importing a plugin can take seconds.
@@ -169,6 +159,7 @@ def run_experiment(
             stop_requested=heartbeat.stop_requested.is_set,
             experiment_id=experiment_id,
             attempt=record.attempts,
+            launcher=StoreLauncher(lifecycle, settings, record) if settings is not None else None,
         )
         try:
             result = pipeline_cls().run(config, context)

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -182,6 +183,9 @@ class Experiment(Base):
     # The username that submitted it (members may cancel and delete only their own runs);
     # None for runs from before authentication or from a local `azuraforge run`.
     owner: Mapped[str | None] = mapped_column(String(64))
+    # A run that starts child runs and waits on them (a study): dispatched apart from the
+    # worker slots, so it never holds the slot its children need.
+    coordinator: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     tags: Mapped[list[ExperimentTag]] = relationship(
         cascade="all, delete-orphan", passive_deletes=True, lazy="selectin"
@@ -197,6 +201,9 @@ class Experiment(Base):
         Index("ix_experiments_name", "name", "id"),
         Index("ix_experiments_parent", "parent_id"),
         Index("ix_experiments_owner_created", "owner", "created_at", "id"),
+        Index(
+            "ix_experiments_status_coordinator_created", "status", "coordinator", "created_at", "id"
+        ),
     )
 
 

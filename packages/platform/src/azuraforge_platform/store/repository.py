@@ -7,7 +7,7 @@ import base64
 import json
 import shutil
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -135,6 +135,7 @@ class ExperimentRecord:
     tags: list[str]
     last_event_seq: int
     owner: str | None = None
+    coordinator: bool = False
 
     @classmethod
     def from_row(cls, row: Experiment) -> ExperimentRecord:
@@ -281,6 +282,7 @@ def _record(row: Row[Any] | Experiment, tags: list[str]) -> ExperimentRecord:
         tags=tags,
         last_event_seq=row.last_event_seq,
         owner=row.owner,
+        coordinator=bool(row.coordinator),
     )
 
 
@@ -343,6 +345,7 @@ class ExperimentStore:
         experiment_id: str | None = None,
         created_at: datetime | None = None,
         owner: str | None = None,
+        coordinator: bool = False,
     ) -> ExperimentRecord:
         """A new experiment in state `queued`, owned by the username `owner`."""
         if max_attempts < 1:
@@ -363,6 +366,7 @@ class ExperimentStore:
             parent_id=parent_id,
             last_event_seq=0,
             owner=owner,
+            coordinator=coordinator,
             tags=[ExperimentTag(tag=t) for t in sorted(set(tags))],
         )
         try:
@@ -399,6 +403,7 @@ class ExperimentStore:
         search: str | None = None,
         parent_id: str | None = None,
         owner: str | None = None,
+        coordinator: bool | None = None,
         sort: str = "created_at",
         descending: bool = True,
         limit: int = 50,
@@ -437,6 +442,8 @@ class ExperimentStore:
             conditions.append(Experiment.parent_id == parent_id)
         if owner is not None:
             conditions.append(Experiment.owner == owner)
+        if coordinator is not None:
+            conditions.append(Experiment.coordinator.is_(coordinator))
         sort_col: Any = getattr(Experiment, sort)
         page_conditions = list(conditions)
         if cursor is not None:
@@ -558,6 +565,30 @@ class ExperimentStore:
             except ValueError:
                 raise ValueError("malformed pagination cursor") from None
         return value, last_id
+
+    def children(
+        self, experiment_id: str, *, statuses: Iterable[ExperimentStatus] | None = None
+    ) -> list[ExperimentRecord]:
+        """The runs a coordinator started (its children that are not coordinators: a re-run
+        of a study names the study as parent too), oldest first."""
+        conditions = [Experiment.parent_id == experiment_id, Experiment.coordinator.is_(False)]
+        if statuses is not None:
+            conditions.append(Experiment.status.in_([s.value for s in statuses]))
+        query = select(*_EXPERIMENT_COLUMNS).where(*conditions)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(Experiment.created_at, Experiment.id)).all()
+            tags_by_id = self._tags_of(conn, [r.id for r in rows])
+        return [_record(r, tags_by_id.get(r.id, [])) for r in rows]
+
+    def add_tags(self, experiment_id: str, tags: Sequence[str]) -> None:
+        """Tag an experiment (tags it has already are kept once)."""
+        with self._write() as session:
+            row = session.get(Experiment, experiment_id)
+            if row is None:
+                raise ExperimentNotFoundError(experiment_id)
+            have = {t.tag for t in row.tags}
+            row.tags.extend(ExperimentTag(tag=t) for t in sorted(set(tags) - have))
+            row.updated_at = _now()
 
     def delete(self, experiment_id: str) -> None:
         """Remove the experiment, everything it recorded and its artifact folder."""

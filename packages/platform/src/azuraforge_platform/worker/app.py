@@ -7,7 +7,7 @@
   even one that kills the process, fails or re-queues that run and leaves the worker serving;
   a run that ignores a cancel is terminated after the grace period. Idempotent: a task for an
   experiment that is not queued returns at once.
-- Every worker runs a light reaper thread (started on `worker_ready`): every `reap_seconds` it
+- Every worker runs a coordinator executor (studies, see `_start_reaper`) and a light reaper thread (started on `worker_ready`): every `reap_seconds` it
   marks runs silent for `lost_after_seconds` as lost, re-queues them while attempts remain and
   re-sends their task. Several workers reaping at once is fine: one conditional UPDATE wins.
   (`azuraforge.reap_lost` does the same for deployments that prefer Celery beat.)
@@ -31,14 +31,15 @@ from celery import signals
 from sqlalchemy.pool import NullPool
 
 from azuraforge_platform.events import EventService, make_bus
-from azuraforge_platform.execution import SupervisedRun, reap_lost_runs, run_experiment
-from azuraforge_platform.execution.local import warm_up
+from azuraforge_platform.execution import SupervisedRun, run_experiment
+from azuraforge_platform.execution.local import LocalExecutor, warm_up
 from azuraforge_platform.jobqueue import (
     REAP_LOST_TASK,
     RUN_EXPERIMENT_TASK,
     CeleryDispatcher,
     make_celery,
 )
+from azuraforge_platform.lifecycle import Lifecycle
 from azuraforge_platform.paths import run_path_policy
 from azuraforge_platform.settings import get_settings
 from azuraforge_platform.store import ExperimentNotFoundError, ExperimentStatus, ExperimentStore
@@ -85,6 +86,7 @@ def run_experiment_task(self: Any, experiment_id: str) -> str:
             worker=worker,
             heartbeat_seconds=settings.heartbeat_seconds,
             path_policy=run_path_policy(settings),
+            settings=settings,
         ).status.value
     SupervisedRun(settings, experiment_id, worker).start().wait(
         events, settings.cancel_grace_seconds
@@ -93,10 +95,11 @@ def run_experiment_task(self: Any, experiment_id: str) -> str:
 
 
 def _reap_and_resend(events: EventService) -> list[str]:
-    reaped = reap_lost_runs(events, timedelta(seconds=settings.lost_after_seconds))
+    reaped = Lifecycle(events).reap_lost(timedelta(seconds=settings.lost_after_seconds))
     dispatcher = CeleryDispatcher(app)
     for record in reaped:
-        if record.status is ExperimentStatus.queued:
+        # a coordinator is not sent: the workers' coordinator executors find it in the store
+        if record.status is ExperimentStatus.queued and not record.coordinator:
             dispatcher.submit(record.id)
     return [r.id for r in reaped]
 
@@ -138,13 +141,20 @@ class Reaper(threading.Thread):
 
 
 _reaper: Reaper | None = None
+_coordinators: LocalExecutor | None = None
 
 
 @signals.worker_ready.connect
 def _start_reaper(**_: Any) -> None:
-    global _reaper
+    global _reaper, _coordinators
     _reaper = Reaper(settings.reap_seconds)
     _reaper.start()
+    # Coordinator runs (studies) are never sent as tasks: each worker looks for queued ones
+    # and runs up to `coordinator_slots` beside its pool, so a study never holds a pool slot
+    # its trials need. The claim is a conditional UPDATE: one worker wins each study.
+    store = ExperimentStore.from_settings(settings)
+    bus = make_bus(settings.redis_url, prefix=settings.event_channel_prefix)
+    _coordinators = LocalExecutor(settings, store, bus, runs="coordinators").start()
     warm_up()
 
 
@@ -152,3 +162,7 @@ def _start_reaper(**_: Any) -> None:
 def _stop_reaper(**_: Any) -> None:
     if _reaper is not None:
         _reaper.stop()
+    if _coordinators is not None:
+        _coordinators.stop()
+        _coordinators.bus.close()
+        _coordinators.store.close()

@@ -45,6 +45,7 @@ from azuraforge_platform.api.schemas import (
 )
 from azuraforge_platform.api.security import PrincipalDep, audit
 from azuraforge_platform.api.services import Services
+from azuraforge_platform.lifecycle import QueueUnavailableError
 from azuraforge_platform.paths import client_path_policy
 from azuraforge_platform.store import (
     ExperimentRecord,
@@ -75,9 +76,17 @@ def _public(record: ExperimentRecord) -> ExperimentPublic:
     return ExperimentPublic.model_validate(record)
 
 
-def _validated_config(
-    services: Services, pipeline_id: str, config: Mapping[str, Any], principal: Principal
-) -> tuple[dict[str, Any], str]:
+def _create(
+    services: Services,
+    *,
+    pipeline_id: str,
+    config: Mapping[str, Any],
+    name: str | None,
+    tags: list[str],
+    max_attempts: int | None,
+    principal: Principal,
+    parent_id: str | None = None,
+) -> ExperimentRecord:
     registry = services.pipelines()
     try:
         cls = registry.get(pipeline_id)
@@ -92,40 +101,22 @@ def _validated_config(
     except ConfigError as exc:
         fields = [(f"config.{p}" if p else "config", m) for p, m in exc.errors]
         raise ApiError(422, str(exc), code="invalid_config", fields=fields) from None
-    return validated.model_dump(mode="json"), cls.version
-
-
-def _create(
-    services: Services,
-    *,
-    pipeline_id: str,
-    config: Mapping[str, Any],
-    name: str | None,
-    tags: list[str],
-    max_attempts: int | None,
-    principal: Principal,
-    parent_id: str | None = None,
-) -> ExperimentRecord:
-    clean, version = _validated_config(services, pipeline_id, config, principal)
-    record = services.store.create(
-        pipeline_id=pipeline_id,
-        config=clean,
-        name=name,
-        pipeline_version=version,
-        tags=tags,
-        parent_id=parent_id,
-        max_attempts=max_attempts or services.settings.max_attempts,
-        owner=principal.username,
-    )
     try:
-        services.dispatcher.submit(record.id)
-    except Exception as exc:
-        log.exception("could not hand %s to the workers", record.id)
-        services.store.transition(record.id, S.failed, error=f"could not enqueue: {exc}")
+        return services.lifecycle.submit(
+            pipeline_id=pipeline_id,
+            config=validated.model_dump(mode="json"),
+            pipeline_version=cls.version,
+            name=name,
+            tags=tags,
+            parent_id=parent_id,
+            max_attempts=max_attempts or services.settings.max_attempts,
+            owner=principal.username,
+            coordinator=cls.coordinator,
+        )
+    except QueueUnavailableError as exc:
         raise ApiError(
             503, f"the job queue is unavailable: {exc}", code="queue_unavailable"
         ) from None
-    return record
 
 
 @router.post(
@@ -380,12 +371,9 @@ async def cancel_experiment(
 
     def cancel() -> ExperimentRecord:
         try:
-            record = services.store.request_cancel(experiment.id)
+            services.lifecycle.cancel(experiment.id)
         except InvalidTransitionError as exc:
             raise ApiError(409, str(exc), code="invalid_state") from None
-        if record.status is not experiment.status:
-            payload: dict[str, Any] = {"status": record.status.value, "error": record.error}
-            services.events.emit(experiment.id, "status", payload)
         audit(request, "experiment.cancel", target=experiment.id, detail=_audit_detail(experiment))
         return services.store.get(experiment.id)
 
