@@ -129,3 +129,64 @@ def test_a_study_whose_process_died_resumes_with_its_trials(
     logs = " ".join(line.message for line in store.logs(study.id))
     assert "resumed:" in logs
     store.close()
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for key in ("AZURAFORGE_DATABASE_URL", "AZURAFORGE_REDIS_URL", "AZURAFORGE_ARTIFACT_ROOT"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AZURAFORGE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("COLUMNS", "200")
+    return tmp_path / "data"
+
+
+def test_tune_runs_a_study_here_with_a_live_table(cli_env: Path, fit_pipeline: str) -> None:
+    from typer.testing import CliRunner
+
+    from azuraforge_platform.cli.app import app
+
+    result = CliRunner().invoke(
+        app,
+        [
+            "tune", fit_pipeline,
+            "--space", "lr=float:0.001:0.2:log",
+            "--space", "batch_size=choice:8,32",
+            "--objective", "loss", "--trials", "3", "--parallel", "2",
+            "--sampler", "random", "--set", "epochs=2",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "best loss" in result.output and "complete" in result.output
+    store = ExperimentStore.from_settings(Settings(data_dir=cli_env))
+    [study] = store.list_experiments(pipeline_id="hyper_tuner").items
+    assert study.status is S.succeeded and study.coordinator
+    trials = store.children(study.id)
+    assert len(trials) == 3 and {t.config["epochs"] for t in trials} == {2}
+    assert {t.config["batch_size"] for t in trials} <= {8, 32}
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("space", "expected"),
+    [
+        ("lr=float:0:1:log", "space.lr: a log scale needs low > 0"),
+        ("nope=int:1:3", "space.nope: pipeline"),
+        ("epochs=int:0:3", "space.epochs: 0 is not a valid epochs"),
+        ("lr=range:1:2", "the kind is int, float or choice"),
+    ],
+)
+def test_tune_refuses_a_bad_space_before_anything_runs(
+    cli_env: Path, fit_pipeline: str, space: str, expected: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from azuraforge_platform.cli.app import app
+
+    result = CliRunner().invoke(
+        app, ["tune", fit_pipeline, "--space", space, "--objective", "loss"]
+    )
+    assert result.exit_code != 0
+    assert expected in result.output, result.output
+    assert not (cli_env / "azuraforge.db").exists() or not ExperimentStore.from_settings(
+        Settings(data_dir=cli_env)
+    ).list_experiments().items

@@ -143,10 +143,13 @@ class HyperTunerConfig(PipelineConfig):
             raise FieldError("target", f"{self.target!r} runs studies itself; tune a model")
         policy = info.context.get(PATH_POLICY_KEY) if isinstance(info.context, dict) else None
         try:
-            target.validate_config(self.base_config, path_policy=policy)
+            validated = target.validate_config(self.base_config, path_policy=policy)
         except ConfigError as exc:
             path, message = exc.errors[0]
             raise FieldError(f"base_config.{path}" if path else "base_config", message) from None
+        # the given settings as the target stores them (a local run's paths made absolute)
+        stored = validated.model_dump(mode="json")
+        self.base_config = {key: stored.get(key, value) for key, value in self.base_config.items()}
         check_space(self.space, target, self.base_config, policy)
         if self.sampler == "grid":
             grid(self.space)

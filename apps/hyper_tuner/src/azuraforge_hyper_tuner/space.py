@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import optuna
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from azuraforge_pipeline import ConfigError, FieldError, PathPolicy, Pipeline
 
@@ -24,6 +25,11 @@ __all__ = ["MAX_GRID", "ParamSpec", "check_space", "distributions", "grid", "par
 MAX_GRID = 10_000  # grid points a study may enumerate
 
 Scalar = str | int | float | bool | None
+
+
+def _invalid(message: str) -> PydanticCustomError:
+    # the message as the user reads it, without pydantic's "Value error, " in front
+    return PydanticCustomError("invalid_parameter", message)
 
 
 class ParamSpec(BaseModel):
@@ -49,29 +55,29 @@ class ParamSpec(BaseModel):
     def _shape(self) -> ParamSpec:
         if self.type == "choice":
             if self.choices is None:
-                raise ValueError("a choice parameter needs `choices`")
+                raise _invalid("a choice parameter needs `choices`")
             if self.low is not None or self.high is not None or self.log or self.step:
-                raise ValueError("a choice parameter takes only `choices`")
+                raise _invalid("a choice parameter takes only `choices`")
             if len({_key(c) for c in self.choices}) != len(self.choices):
-                raise ValueError("choices must differ from each other")
+                raise _invalid("choices must differ from each other")
             return self
         if self.choices is not None:
-            raise ValueError(f"an {self.type} range takes low/high, not choices")
+            raise _invalid(f"an {self.type} range takes low/high, not choices")
         if self.low is None or self.high is None:
-            raise ValueError(f"an {self.type} range needs low and high")
+            raise _invalid(f"an {self.type} range needs low and high")
         if not (math.isfinite(self.low) and math.isfinite(self.high)):
-            raise ValueError("low and high must be finite numbers")
+            raise _invalid("low and high must be finite numbers")
         if self.low > self.high:
-            raise ValueError(f"low ({self.low:g}) is above high ({self.high:g})")
+            raise _invalid(f"low ({self.low:g}) is above high ({self.high:g})")
         if self.log and self.low <= 0:
-            raise ValueError("a log scale needs low > 0")
+            raise _invalid("a log scale needs low > 0")
         if self.log and self.step is not None:
-            raise ValueError("choose either a log scale or a step, not both")
+            raise _invalid("choose either a log scale or a step, not both")
         if self.type == "int":
             for name in ("low", "high", "step"):
                 value = getattr(self, name)
                 if value is not None and value != int(value):
-                    raise ValueError(f"an int range needs a whole {name} (got {value:g})")
+                    raise _invalid(f"an int range needs a whole {name} (got {value:g})")
         return self
 
     def distribution(self) -> optuna.distributions.BaseDistribution:

@@ -13,6 +13,7 @@ from azuraforge_platform.cli import (
     pipelines,
     run,
     serve,
+    tune,
     worker,
 )
 
@@ -35,6 +36,7 @@ db.register(app)  # azuraforge db upgrade
 serve.register(app)  # azuraforge up | azuraforge api
 models.register(app)  # azuraforge models list|register|predict
 accounts.register(app)  # azuraforge login | users ... | tokens ...
+tune.register(app)  # azuraforge tune TARGET --space ... (a hyper_tuner study)
 # -- end of command registration ----------------------------------------------------------
 
 

@@ -2,9 +2,11 @@
 experiment with the submitting run as parent and the same owner, queued through the
 `Lifecycle` like any other, so it shows up, streams, is cancelled and compared like any run.
 
-A child's config is checked as an API client's would be (data paths only in the uploads
-folder and the data roots), whatever the parent was given: a coordinator's plugin code cannot
-reach a file its user could not name.
+A child's config is validated by its pipeline, with data paths kept as written: every value
+a coordinator passes on came from its own config, which was checked under its submitter's path
+policy when it was submitted (a study checks its fixed settings and each choice of its search
+space against the target's config that way), and plugin code runs with the worker's rights
+anyway, so a second, stricter check here would only refuse a local user's own files.
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ from azuraforge_pipeline import (
     ChildRunError,
     ChildState,
     ConfigError,
+    PathPolicy,
     UnknownPipelineError,
     discover,
 )
 from azuraforge_platform.lifecycle import Dispatcher, Lifecycle, QueueUnavailableError
-from azuraforge_platform.paths import client_path_policy
 from azuraforge_platform.settings import Settings
 from azuraforge_platform.store import ExperimentRecord, InvalidTransitionError
 
@@ -73,7 +75,8 @@ class StoreLauncher(ChildLauncher):
         except UnknownPipelineError as exc:
             raise ChildRunError(str(exc)) from None
         try:
-            clean = cls.validate_config(config, path_policy=client_path_policy(self._settings))
+            keep_as_written = PathPolicy(base=self._settings.data_dir.resolve(), roots=None)
+            clean = cls.validate_config(config, path_policy=keep_as_written)
         except ConfigError as exc:
             raise ChildRunError(str(exc)) from None
         try:
