@@ -13,7 +13,6 @@ from azuraforge_platform.store.model_registry import (
     ModelRecord,
     ModelRegistry,
 )
-from azuraforge_platform.store.models import ExperimentStatus
 from azuraforge_platform.store.repository import (
     ALLOWED_TRANSITIONS,
     SORT_FIELDS,
@@ -29,6 +28,7 @@ from azuraforge_platform.store.repository import (
     Page,
     StoreError,
 )
+from azuraforge_platform.store.tables import ExperimentStatus
 from azuraforge_platform.store.uploads import UploadQuotaError, UploadRecord, UploadStore
 
 __all__ = [

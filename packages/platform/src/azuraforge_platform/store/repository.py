@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session
 from azuraforge_platform.settings import Settings
 from azuraforge_platform.store.engine import WRITE_OPTION, make_engine
 from azuraforge_platform.store.migrate import ensure_schema
-from azuraforge_platform.store.models import (
+from azuraforge_platform.store.tables import (
     Artifact,
     Event,
     Experiment,
