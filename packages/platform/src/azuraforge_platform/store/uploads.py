@@ -10,7 +10,8 @@ from sqlalchemy import ColumnElement, delete, func, select, text
 from sqlalchemy.orm import Session
 
 from azuraforge_platform.store.engine import WRITE_OPTION
-from azuraforge_platform.store.repository import ExperimentStore, StoreError
+from azuraforge_platform.store.experiment_store import ExperimentStore
+from azuraforge_platform.store.records import StoreError
 from azuraforge_platform.store.tables import Upload
 
 __all__ = ["UploadQuotaError", "UploadRecord", "UploadStore"]
