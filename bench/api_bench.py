@@ -45,7 +45,7 @@ from azuraforge_platform.events import EventService, RedisEventBus
 from azuraforge_platform.settings import Settings
 from azuraforge_platform.store import ExperimentStore, normalize_url, upgrade
 from azuraforge_platform.store.accounts import AccountStore, UserNotFoundError
-from azuraforge_platform.store.models import Role
+from azuraforge_platform.store.tables import Role
 
 PG = os.environ.get("AZURAFORGE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("AZURAFORGE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")

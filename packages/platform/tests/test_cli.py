@@ -276,7 +276,7 @@ def test_listing_notices_a_run_whose_process_vanished(cli: CliRunner, env: dict[
 
     from sqlalchemy import update
 
-    from azuraforge_platform.store.models import Experiment
+    from azuraforge_platform.store.tables import Experiment
 
     store = _store(env)
     exp = store.create(pipeline_id="anything", config={}, max_attempts=1)

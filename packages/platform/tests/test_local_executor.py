@@ -89,7 +89,7 @@ def test_killed_and_silent_runs_are_recovered_and_resume(tmp_path: Path, fit_pip
 
     from sqlalchemy import update
 
-    from azuraforge_platform.store.models import Experiment
+    from azuraforge_platform.store.tables import Experiment
 
     settings = Settings(
         data_dir=tmp_path,
@@ -158,7 +158,7 @@ def test_start_recovers_the_runs_of_a_dead_earlier_executor_of_this_machine(
     from sqlalchemy import update
 
     from azuraforge_platform.execution import local
-    from azuraforge_platform.store.models import Experiment
+    from azuraforge_platform.store.tables import Experiment
 
     settings = Settings(
         data_dir=tmp_path,

@@ -1,4 +1,4 @@
-"""The shipped Alembic scripts build exactly the schema models.py describes, on both backends."""
+"""The shipped Alembic scripts build exactly the schema tables.py describes, on both backends."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from azuraforge_platform.store import (
     upgrade,
 )
 from azuraforge_platform.store.migrate import HEAD_REVISION, upgrade_engine
-from azuraforge_platform.store.models import Base
+from azuraforge_platform.store.tables import Base
 
 TABLES = {"experiments", "experiment_tags", "metrics", "logs", "events", "artifacts"}
 

@@ -27,7 +27,7 @@ from azuraforge_platform.store.accounts import (
     UserNotFoundError,
     UserRecord,
 )
-from azuraforge_platform.store.models import Role
+from azuraforge_platform.store.tables import Role
 
 __all__ = [
     "LOCAL_USER",

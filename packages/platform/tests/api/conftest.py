@@ -21,7 +21,7 @@ from azuraforge_platform.api import create_app
 from azuraforge_platform.settings import Settings
 from azuraforge_platform.store import ExperimentStore
 from azuraforge_platform.store.accounts import AccountStore, UserNotFoundError
-from azuraforge_platform.store.models import Role
+from azuraforge_platform.store.tables import Role
 
 TRAINER_SOURCE = '''
 import json

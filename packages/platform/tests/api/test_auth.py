@@ -22,7 +22,7 @@ from azuraforge_platform.api import create_app
 from azuraforge_platform.cli.app import app as cli
 from azuraforge_platform.events import EventService, InProcessEventBus
 from azuraforge_platform.execution import run_experiment
-from azuraforge_platform.store.models import ApiToken
+from azuraforge_platform.store.tables import ApiToken
 
 from .conftest import ADMIN_PASSWORD, add_user, bearer, make_settings
 

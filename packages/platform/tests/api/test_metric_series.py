@@ -14,7 +14,7 @@ import pytest
 from azuraforge_platform.api.metric_series import SHORT, metric_series_json
 from azuraforge_platform.api.schemas import MetricSeries
 from azuraforge_platform.store import ExperimentStore, MetricValue
-from azuraforge_platform.store.models import METRIC_BLOCK
+from azuraforge_platform.store.tables import METRIC_BLOCK
 
 
 def reference(points: list[tuple[int, float | None]], max_points: int) -> list[tuple[int, float]]:

@@ -21,7 +21,7 @@ from sqlalchemy.types import String
 from azuraforge_platform.api.downsample import Point, minmax_downsample
 from azuraforge_platform.api.schemas import MetricSeries
 from azuraforge_platform.store import ExperimentStore
-from azuraforge_platform.store.models import METRIC_BLOCK, MetricPoint
+from azuraforge_platform.store.tables import METRIC_BLOCK, MetricPoint
 
 __all__ = ["metric_series_json"]
 

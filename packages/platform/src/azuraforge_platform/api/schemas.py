@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from azuraforge_platform.store.accounts import USERNAME_PATTERN
-from azuraforge_platform.store.models import ExperimentStatus
+from azuraforge_platform.store.tables import ExperimentStatus
 
 __all__ = [
     "ArtifactList",

@@ -26,7 +26,7 @@ from azuraforge_platform.cli.common import (
 from azuraforge_platform.cli.models import Server, Token, _client, _client_errors
 from azuraforge_platform.credentials import save_token
 from azuraforge_platform.store.accounts import AccountStore, UserExistsError, UserNotFoundError
-from azuraforge_platform.store.models import Role
+from azuraforge_platform.store.tables import Role
 
 __all__ = ["register"]
 

@@ -189,7 +189,7 @@ def predict_command(
         fail(f"the inputs do not suit model {name!r}: {exc}", EXIT_USAGE)
     finally:
         store.close()
-    from azuraforge_platform.store.models import json_safe
+    from azuraforge_platform.store.tables import json_safe
 
     typer.echo(json.dumps(json_safe(predictions)))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from types import TracebackType
 
-from azuraforge_platform.store.repository import EventRecord
+from azuraforge_platform.store import EventRecord
 
 __all__ = ["EventBus", "Subscription"]
 

@@ -7,7 +7,7 @@ import threading
 from collections import defaultdict
 
 from azuraforge_platform.events.base import EventBus, Subscription
-from azuraforge_platform.store.repository import EventRecord
+from azuraforge_platform.store import EventRecord
 
 __all__ = ["InProcessEventBus"]
 

@@ -9,7 +9,7 @@ from typing import Any
 import redis as redis_lib
 
 from azuraforge_platform.events.base import EventBus, Subscription
-from azuraforge_platform.store.repository import EventRecord
+from azuraforge_platform.store import EventRecord
 
 __all__ = ["RedisEventBus"]
 

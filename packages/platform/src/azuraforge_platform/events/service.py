@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from azuraforge_platform.events.base import EventBus
-from azuraforge_platform.store.repository import EventRecord, ExperimentStore
+from azuraforge_platform.store import EventRecord, ExperimentStore
 
 __all__ = ["EventService", "EventStream", "StreamCursor"]
 

@@ -35,7 +35,7 @@ from azuraforge_pipeline import PipelineRegistry, PredictionNotSupportedError, U
 from azuraforge_platform.execution.processes import mp_context, warm_up
 from azuraforge_platform.paths import redact_paths
 from azuraforge_platform.settings import Settings
-from azuraforge_platform.store.models import json_safe
+from azuraforge_platform.store.tables import json_safe
 
 __all__ = ["MAX_RESULT_BYTES", "PredictionFailedError", "PredictionSandbox"]
 

@@ -1,6 +1,9 @@
 """The experiment store: experiments, metrics, logs, events, artifacts and uploads in SQL."""
 
 from azuraforge_platform.store.engine import make_engine, normalize_url
+from azuraforge_platform.store.experiment_store import ExperimentStore
+from azuraforge_platform.store.experiments import SORT_FIELDS
+from azuraforge_platform.store.status import ALLOWED_TRANSITIONS, InvalidTransitionError
 from azuraforge_platform.store.migrate import (
     current_revision,
     ensure_schema,
@@ -13,22 +16,18 @@ from azuraforge_platform.store.model_registry import (
     ModelRecord,
     ModelRegistry,
 )
-from azuraforge_platform.store.models import ExperimentStatus
-from azuraforge_platform.store.repository import (
-    ALLOWED_TRANSITIONS,
-    SORT_FIELDS,
+from azuraforge_platform.store.records import (
     ArtifactRecord,
     EventRecord,
     ExperimentNotFoundError,
     ExperimentRecord,
-    ExperimentStore,
-    InvalidTransitionError,
     LogRecord,
     MetricRecord,
     MetricValue,
     Page,
     StoreError,
 )
+from azuraforge_platform.store.tables import ExperimentStatus
 from azuraforge_platform.store.uploads import UploadQuotaError, UploadRecord, UploadStore
 
 __all__ = [

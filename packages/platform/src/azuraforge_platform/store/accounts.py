@@ -15,8 +15,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from azuraforge_platform.store.engine import WRITE_OPTION
-from azuraforge_platform.store.models import ApiToken, AuditEvent, Role, User, json_safe
-from azuraforge_platform.store.repository import ExperimentStore, StoreError
+from azuraforge_platform.store.experiment_store import ExperimentStore
+from azuraforge_platform.store.records import StoreError
+from azuraforge_platform.store.tables import ApiToken, AuditEvent, Role, User, json_safe
 
 __all__ = [
     "USERNAME_PATTERN",

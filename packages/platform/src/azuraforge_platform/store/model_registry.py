@@ -13,12 +13,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from azuraforge_platform.store.engine import WRITE_OPTION
-from azuraforge_platform.store.models import RegisteredModel, json_safe
-from azuraforge_platform.store.repository import (
-    ExperimentNotFoundError,
-    ExperimentStore,
-    StoreError,
-)
+from azuraforge_platform.store.experiment_store import ExperimentStore
+from azuraforge_platform.store.records import ExperimentNotFoundError, StoreError
+from azuraforge_platform.store.tables import RegisteredModel, json_safe
 
 __all__ = ["ModelExistsError", "ModelNotFoundError", "ModelRecord", "ModelRegistry"]
 

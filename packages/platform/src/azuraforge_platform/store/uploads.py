@@ -10,8 +10,9 @@ from sqlalchemy import ColumnElement, delete, func, select, text
 from sqlalchemy.orm import Session
 
 from azuraforge_platform.store.engine import WRITE_OPTION
-from azuraforge_platform.store.models import Upload
-from azuraforge_platform.store.repository import ExperimentStore, StoreError
+from azuraforge_platform.store.experiment_store import ExperimentStore
+from azuraforge_platform.store.records import StoreError
+from azuraforge_platform.store.tables import Upload
 
 __all__ = ["UploadQuotaError", "UploadRecord", "UploadStore"]
 

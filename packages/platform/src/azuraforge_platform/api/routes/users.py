@@ -18,7 +18,7 @@ from azuraforge_platform.api.schemas import (
 )
 from azuraforge_platform.api.security import audit
 from azuraforge_platform.store.accounts import UserExistsError, UserNotFoundError
-from azuraforge_platform.store.models import Role
+from azuraforge_platform.store.tables import Role
 
 __all__ = ["router"]
 

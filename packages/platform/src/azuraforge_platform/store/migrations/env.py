@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from azuraforge_platform.store.models import Base
+from azuraforge_platform.store.tables import Base
 
 connection = context.config.attributes.get("connection")
 if connection is None:

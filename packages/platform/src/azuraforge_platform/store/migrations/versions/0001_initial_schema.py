@@ -16,7 +16,7 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-# Frozen copies of the column types (a migration must not change when models.py does).
+# Frozen copies of the column types (a migration must not change when tables.py does).
 JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 TIME = sa.DateTime(timezone=True)
 BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite rowid alias
