@@ -63,6 +63,9 @@ def evaluate(
     for name, metrics in test["metrics"].items():
         prefix = "test" if name == "model" else f"test_{name}"
         summary.update({f"{prefix}_{k}": v for k, v in metrics.items() if v is not None})
+    # the kept model on the validation split: what a hyperparameter study should optimise
+    val_model = results["val"]["metrics"]["model"]
+    summary.update({f"val_{k}": v for k, v in val_model.items() if v is not None})
     return summary, pd.DataFrame(table_rows)
 
 
