@@ -3,6 +3,7 @@ implementation and the HTTP client answer the same questions with the same answe
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -144,3 +145,37 @@ def test_cancel_and_its_refusals_on_both(both: Both, trainer: str) -> None:
     assert ambiguous.value.status == 400 and ambiguous.value.code == "ambiguous_id"
     for experiments in (local, remote):
         assert experiments.resolve_experiment("abcd1").id == "abcd" + "1" * 28
+
+
+@pytest.mark.parametrize("where", ["local", "remote"])
+def test_following_a_running_experiment_until_it_ends(both: Both, trainer: str, where: str) -> None:
+    """History first, then what the run writes while it is followed, then the end."""
+    experiments = both.local if where == "local" else both.remote
+    exp = both.store.create(pipeline_id=trainer, config={})
+    assert both.store.claim(exp.id, "elsewhere") is not None
+    events = EventService(both.store, InProcessEventBus())  # a worker in another process
+    events.emit(exp.id, "status", {"status": "running"})
+    followed = threading.Event()
+
+    def run() -> None:
+        followed.wait(60)
+        for i in range(3):
+            events.emit(exp.id, "log", {"level": "info", "message": f"epoch {i}"})
+        both.store.transition(exp.id, "succeeded", expected="running")
+        events.emit(exp.id, "status", {"status": "succeeded"})
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    seen = []
+    try:
+        for event in experiments.stream_events(exp.id):
+            seen.append((event["type"], event["payload"]))
+            followed.set()  # the history arrived: the rest comes live
+    finally:
+        followed.set()
+        worker.join(60)
+    assert seen == [
+        ("status", {"status": "running"}),
+        *[("log", {"level": "info", "message": f"epoch {i}"}) for i in range(3)],
+        ("status", {"status": "succeeded"}),
+    ]
