@@ -187,6 +187,7 @@ def test_tune_refuses_a_bad_space_before_anything_runs(
     )
     assert result.exit_code != 0
     assert expected in result.output, result.output
-    assert not (cli_env / "azuraforge.db").exists() or not ExperimentStore.from_settings(
-        Settings(data_dir=cli_env)
-    ).list_experiments().items
+    assert (
+        not (cli_env / "azuraforge.db").exists()
+        or not ExperimentStore.from_settings(Settings(data_dir=cli_env)).list_experiments().items
+    )

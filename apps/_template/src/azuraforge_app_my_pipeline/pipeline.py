@@ -77,36 +77,35 @@ def _read_rows(path: Path, n_features: int) -> tuple[np.ndarray, np.ndarray]:
     return table[:, :-1], table[:, -1:]
 
 
-class MyPipeline(Pipeline):
+class MyPipeline(Pipeline[MyPipelineConfig]):
     id = "my_pipeline"  # must equal the entry-point name in pyproject.toml
     name = "My Pipeline"
     description = "Fits a linear model to synthetic data (the plugin template)."
     version = "0.1.0"
     Config: ClassVar[type[PipelineConfig]] = MyPipelineConfig
 
-    def run(self, config: Any, context: RunContext) -> dict[str, Any]:
-        cfg: MyPipelineConfig = config
-        rng = np.random.default_rng(cfg.seed)
-        af.manual_seed(cfg.seed)
+    def run(self, config: MyPipelineConfig, context: RunContext) -> dict[str, Any]:
+        rng = np.random.default_rng(config.seed)
+        af.manual_seed(config.seed)
 
         # data: y = X @ w + b + noise (or the user's rows), split 80/20 into training and validation
-        w_true = rng.normal(size=cfg.n_features)
+        w_true = rng.normal(size=config.n_features)
         b_true = float(rng.normal())
-        if cfg.csv_path:
-            X, y = _read_rows(Path(cfg.csv_path), cfg.n_features)
+        if config.csv_path:
+            X, y = _read_rows(Path(config.csv_path), config.n_features)
         else:
-            X = rng.normal(size=(cfg.n_samples, cfg.n_features)).astype(np.float32)
-            y = (X @ w_true + b_true + cfg.noise * rng.normal(size=cfg.n_samples))[:, None]
+            X = rng.normal(size=(config.n_samples, config.n_features)).astype(np.float32)
+            y = (X @ w_true + b_true + config.noise * rng.normal(size=config.n_samples))[:, None]
             y = y.astype(np.float32)
         cut = int(0.8 * len(X))
         X_tr, y_tr, X_val, y_val = X[:cut], y[:cut], X[cut:], y[cut:]
 
-        model = Linear(cfg.n_features, 1)
+        model = Linear(config.n_features, 1)
         learner = Learner(
-            model, MSELoss(), SGD(model.named_parameters(), lr=cfg.learning_rate),
-            callbacks=[_Report(context, cfg.epochs)], seed=cfg.seed,
+            model, MSELoss(), SGD(model.named_parameters(), lr=config.learning_rate),
+            callbacks=[_Report(context, config.epochs)], seed=config.seed,
         )  # fmt: skip
-        learner.fit(X_tr, y_tr, epochs=cfg.epochs, batch_size=32, validation_data=(X_val, y_val))
+        learner.fit(X_tr, y_tr, epochs=config.epochs, batch_size=32, validation_data=(X_val, y_val))
         if context.should_stop():
             raise Cancelled("cancelled during training")
 
@@ -120,7 +119,7 @@ class MyPipeline(Pipeline):
             "true_weights": w_true.tolist(),
         }
         path = context.artifact_path("model.safetensors")
-        save_model(model, path, metadata={"n_features": cfg.n_features})
+        save_model(model, path, metadata={"n_features": config.n_features})
         context.save_artifact("model.safetensors", path, kind="model")
         context.save_artifact("metrics.json", summary)
         context.log(f"validation MSE {mse:.4f} (predicting the mean: {baseline:.4f})")

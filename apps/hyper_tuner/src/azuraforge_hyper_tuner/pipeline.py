@@ -16,7 +16,7 @@ from .study import Study
 __all__ = ["HyperTuner", "HyperTunerConfig"]
 
 
-class HyperTuner(Pipeline):
+class HyperTuner(Pipeline[HyperTunerConfig]):
     id: ClassVar[str] = "hyper_tuner"
     name: ClassVar[str] = "Hyper Tuner"
     description: ClassVar[str] = (

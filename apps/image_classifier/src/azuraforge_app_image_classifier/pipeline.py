@@ -284,7 +284,7 @@ def _fingerprint(config: ImageClassifierConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-class ImageClassifier(Pipeline):
+class ImageClassifier(Pipeline[ImageClassifierConfig]):
     """Trains a CNN on grayscale images and judges it against simple baselines."""
 
     id = "image_classifier"
@@ -304,12 +304,11 @@ class ImageClassifier(Pipeline):
         `{label, class_index, probabilities}` per image."""
         return predict_images(model_path, inputs)
 
-    def run(self, config: Any, context: RunContext) -> dict[str, Any]:
-        cfg: ImageClassifierConfig = config
+    def run(self, config: ImageClassifierConfig, context: RunContext) -> dict[str, Any]:
         from threadpoolctl import threadpool_limits
 
-        with threadpool_limits(limits=cfg.num_threads, user_api="blas"):
-            return self._run(cfg, context)
+        with threadpool_limits(limits=config.num_threads, user_api="blas"):
+            return self._run(config, context)
 
     def _run(self, cfg: ImageClassifierConfig, context: RunContext) -> dict[str, Any]:
         rng = np.random.default_rng(cfg.seed)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from azuraforge_forecasting import ForecastConfig, ForecastPipeline
+from azuraforge_forecasting import DataError, ForecastConfig, ForecastPipeline
 from azuraforge_learner.timeseries import calendar_feature_names, calendar_features
 from azuraforge_pipeline import DataPath, RunContext, applies_when
 
@@ -57,7 +57,7 @@ class StockConfig(ForecastConfig):
     )
 
 
-class StockPredictor(ForecastPipeline):
+class StockPredictor(ForecastPipeline[StockConfig]):
     id = "stock_predictor"
     name = "Stock Predictor"
     description = (
@@ -69,16 +69,18 @@ class StockPredictor(ForecastPipeline):
     warmup = 1  # the first row has no previous close, so no return
     what = "prices"
 
-    def load_frame(self, config: Any, context: RunContext) -> tuple[pd.DataFrame, str]:
+    def load_frame(self, config: StockConfig, context: RunContext) -> tuple[pd.DataFrame, str]:
         if config.dataset in data.BUILTIN:
             return data.load_builtin(config.dataset)
         if config.dataset == "csv":
+            if config.csv_path is None:  # validation refused this already: for the type checker
+                raise DataError("csv_path is required when dataset is 'csv'")
             return data.load_csv(config.csv_path)
         cache = Path(config.cache_dir or Path.home() / ".cache" / "azuraforge").expanduser()
         frame = data.fetch_yfinance(config.ticker, config.start_date, config.end_date, cache)
         return frame, f"{config.ticker.upper()} daily prices (Yahoo Finance)"
 
-    def make_recipe(self, config: Any, frame: pd.DataFrame) -> dict[str, Any]:
+    def make_recipe(self, config: StockConfig, frame: pd.DataFrame) -> dict[str, Any]:
         return {
             "target": "close",
             "inputs": list(data.PRICE_COLUMNS),

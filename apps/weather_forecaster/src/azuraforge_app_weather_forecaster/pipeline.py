@@ -80,7 +80,7 @@ class WeatherConfig(ForecastConfig):
     )
 
 
-class WeatherForecaster(ForecastPipeline):
+class WeatherForecaster(ForecastPipeline[WeatherConfig]):
     id = "weather_forecaster"
     name = "Weather Forecaster"
     description = (
@@ -92,10 +92,12 @@ class WeatherForecaster(ForecastPipeline):
     Config = WeatherConfig
     what = "weather"
 
-    def load_frame(self, config: Any, context: RunContext) -> tuple[pd.DataFrame, str]:
+    def load_frame(self, config: WeatherConfig, context: RunContext) -> tuple[pd.DataFrame, str]:
         if config.dataset in data.BUILTIN:
             return data.load_builtin(config.dataset)
         if config.dataset == "csv":
+            if config.csv_path is None:  # validation refused this already: for the type checker
+                raise DataError("csv_path is required when dataset is 'csv'")
             return data.load_csv(config.csv_path)
         if config.end_date < config.start_date:
             raise DataError("end_date is before start_date")
@@ -107,7 +109,7 @@ class WeatherForecaster(ForecastPipeline):
         where = f"{config.latitude:.2f}, {config.longitude:.2f}"
         return frame, f"Open-Meteo {config.frequency} weather at {where}"
 
-    def make_recipe(self, config: Any, frame: pd.DataFrame) -> dict[str, Any]:
+    def make_recipe(self, config: WeatherConfig, frame: pd.DataFrame) -> dict[str, Any]:
         numeric = [c for c in frame.columns if c != "date"]
         target = config.target or next((c for c in PREFERRED_TARGETS if c in numeric), None)
         if target is None or target not in numeric:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -54,20 +54,23 @@ from .problem import EVAL_HORIZON, MIN_SAMPLES, Problem, iso_dates, next_dates
 from .report import evaluate, write_report
 from .training import MAX_EVENT_POINTS, build_model, train
 
+ForecastConfigT = TypeVar("ForecastConfigT", bound=ForecastConfig)
 
-class ForecastPipeline(Pipeline):
-    """Base of a forecasting app: see the module docstring. Not registered itself."""
+
+class ForecastPipeline(Pipeline[ForecastConfigT]):
+    """Base of a forecasting app: see the module docstring. Not registered itself. An app
+    names its config model: `class Weather(ForecastPipeline[WeatherConfig])`."""
 
     Config: ClassVar[type[PipelineConfig]] = ForecastConfig
     warmup: ClassVar[int] = 0  # leading rows whose features are undefined (returns need 1)
     what: ClassVar[str] = "series"  # for messages and the report
 
     # ---- the app's part
-    def load_frame(self, config: Any, context: RunContext) -> tuple[pd.DataFrame, str]:
+    def load_frame(self, config: ForecastConfigT, context: RunContext) -> tuple[pd.DataFrame, str]:
         """The validated rows (see `prepare_frame`) and a short description of the source."""
         raise NotImplementedError
 
-    def make_recipe(self, config: Any, frame: pd.DataFrame) -> dict[str, Any]:
+    def make_recipe(self, config: ForecastConfigT, frame: pd.DataFrame) -> dict[str, Any]:
         """{'target', 'inputs' (raw columns used), 'target_mode' ('log_return'|'anomaly'),
         'window', 'step' ('B' or seconds), 'seasonal_cycles' (list or None), ...}."""
         raise NotImplementedError
@@ -97,7 +100,7 @@ class ForecastPipeline(Pipeline):
         return SeasonalProfile.from_state(recipe["seasonal"]).predict(d)[:, column]
 
     # ---- the run
-    def run(self, config: Any, context: RunContext) -> dict[str, Any]:
+    def run(self, config: ForecastConfigT, context: RunContext) -> dict[str, Any]:
         frame, source = self.load_frame(config, context)
         context.check_cancelled()  # a download may have taken a while
         if config.max_rows is not None and len(frame) > config.max_rows:
@@ -115,7 +118,7 @@ class ForecastPipeline(Pipeline):
             raise Cancelled("the run was cancelled")
         return self._finish(config, context, problem, learner, early, source)
 
-    def _finish(self, config: Any, context: RunContext, p: Problem, learner: Learner,
+    def _finish(self, config: ForecastConfigT, context: RunContext, p: Problem, learner: Learner,
                 early: EarlyStopping, source: str) -> dict[str, Any]:  # fmt: skip
         recipe = p.recipe
         summary, table = evaluate(p, learner, early, source)
@@ -143,7 +146,9 @@ class ForecastPipeline(Pipeline):
                                 "metrics.json", "loss.png", "predictions.png", "report.md"]  # fmt: skip
         return summary
 
-    def report(self, config: Any, summary: Mapping[str, Any], recipe: Mapping[str, Any]) -> str:
+    def report(
+        self, config: ForecastConfigT, summary: Mapping[str, Any], recipe: Mapping[str, Any]
+    ) -> str:
         """The markdown report (`report.md`); an app may override it."""
         return write_report(self.name, config, summary, recipe, self.feature_names(recipe))
 

@@ -13,6 +13,7 @@ import pandas as pd
 from azuraforge_learner import EarlyStopping, Learner
 from azuraforge_learner.timeseries import compare_forecasts
 
+from .config import ForecastConfig
 from .problem import EVAL_HORIZON, Problem, iso_dates
 from .verdict import describe_verdict, judge_forecasts
 
@@ -71,7 +72,7 @@ def evaluate(
 
 def write_report(
     name: str,
-    config: Any,
+    config: ForecastConfig,
     summary: Mapping[str, Any],
     recipe: Mapping[str, Any],
     features: Sequence[str],

@@ -23,6 +23,7 @@ from azuraforge_learner import (
 from azuraforge_learner.timeseries import downsample_indices, forecast_metrics
 from azuraforge_pipeline import RunContext
 
+from .config import ForecastConfig
 from .problem import Problem, iso_dates
 
 MAX_EVENT_POINTS = 300  # a live chart needs no more; keeps each event small
@@ -87,7 +88,9 @@ class LiveReport(Callback):
         )
 
 
-def train(config: Any, context: RunContext, problem: Problem) -> tuple[Learner, EarlyStopping]:
+def train(
+    config: ForecastConfig, context: RunContext, problem: Problem
+) -> tuple[Learner, EarlyStopping]:
     """Build the model `config` asks for and fit it on the problem's training windows, with
     early stopping on the validation windows (the best epoch's weights are kept), a live
     report every epoch and a stop at the next batch once the run is cancelled."""

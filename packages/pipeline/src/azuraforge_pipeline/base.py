@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import to_jsonable_python
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ConfigError",
+    "ConfigT",
     "FieldError",
     "Pipeline",
     "PipelineConfig",
@@ -37,6 +38,10 @@ class PipelineConfig(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+ConfigT = TypeVar("ConfigT", bound=PipelineConfig)
+"""A pipeline's own config model, as `Pipeline[ConfigT]` declares it."""
 
 
 class ConfigError(ValueError):
@@ -76,12 +81,17 @@ def _field_error(err: Mapping[str, Any]) -> tuple[str, str]:
     return ".".join(path), str(err["msg"])
 
 
-class Pipeline(ABC):
+class Pipeline(ABC, Generic[ConfigT]):
     """A unit of work the platform can run: a training job, a tuning sweep, ...
 
     Subclasses set the class attributes, define a nested `Config(PipelineConfig)` and implement
     `run`. The platform validates the user's config, builds a `RunContext` and calls `run` in a
     worker process; the pipeline reports progress, metrics, logs and events through the context.
+
+    Name the config model as the type argument too, and `run` is type-checked against it:
+    `class Forecaster(Pipeline[ForecasterConfig])` with `Config = ForecasterConfig` and
+    `def run(self, config: ForecasterConfig, context)`. (A class variable cannot be generic,
+    so the two are written out; a plain `Pipeline` subclass works as well, untyped.)
     """
 
     id: ClassVar[str]
@@ -94,7 +104,7 @@ class Pipeline(ABC):
     Config: ClassVar[type[PipelineConfig]] = PipelineConfig
 
     @abstractmethod
-    def run(self, config: Any, context: RunContext) -> RunResult:
+    def run(self, config: ConfigT, context: RunContext) -> RunResult:
         """Do the work. `config` is an instance of `self.Config`, already validated."""
 
     @classmethod

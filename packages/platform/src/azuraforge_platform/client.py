@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -65,6 +66,10 @@ def default_token(server: str) -> str | None:
     return stored_token(settings.config_dir, server)
 
 
+def _iso(value: datetime | str | None) -> str | None:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
 class ApiError(Exception):
     """An error answer of the API: `status`, `code`, `message` and field errors."""
 
@@ -80,6 +85,9 @@ class ApiError(Exception):
 
 
 class AzuraForgeClient:
+    """The API of one AzuraForge server; its experiment methods are the `Experiments`
+    interface (`azuraforge_platform.experiments`), as the local store's are."""
+
     def __init__(
         self,
         server: str = "http://127.0.0.1:8000",
@@ -201,14 +209,16 @@ class AzuraForgeClient:
         status: str | Sequence[str] | None = None,
         tags: Sequence[str] = (),
         search: str | None = None,
-        created_after: str | None = None,
-        created_before: str | None = None,
+        created_after: datetime | str | None = None,
+        created_before: datetime | str | None = None,
         sort: str = "created_at",
         descending: bool = True,
         limit: int = 50,
         cursor: str | None = None,
         with_total: bool = False,
     ) -> ExperimentList:
+        """As `Experiments.list_experiments`; dates may also be ISO 8601 text (with a
+        timezone)."""
         params: list[tuple[str, Any]] = [
             ("sort", sort),
             ("order", "desc" if descending else "asc"),
@@ -221,8 +231,8 @@ class AzuraForgeClient:
         params += [("tag", t) for t in tags]
         for key, value in (
             ("q", search),
-            ("created_after", created_after),
-            ("created_before", created_before),
+            ("created_after", _iso(created_after)),
+            ("created_before", _iso(created_before)),
             ("cursor", cursor),
         ):
             if value:
@@ -296,6 +306,9 @@ class AzuraForgeClient:
     def artifacts(self, experiment_id: str) -> list[ArtifactPublic]:
         return self._get(ArtifactList, f"/experiments/{experiment_id}/artifacts").items
 
+    def artifact_location(self, experiment_id: str) -> str:
+        return f"{self.api}/experiments/{experiment_id}/artifacts"
+
     def download_artifact(
         self, experiment_id: str, path: str, dest: str | Path | None = None
     ) -> Path:
@@ -325,7 +338,7 @@ class AzuraForgeClient:
     # -- live events ----------------------------------------------------------------------
     def stream_events(
         self, experiment_id: str, *, after: int = 0, reconnect: bool = True
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Generator[dict[str, Any], None, None]:
         """Stored events (each with its `seq`) as they happen, until the experiment ends.
         A dropped connection is resumed from the last seq: nothing is missed or repeated."""
         from websockets.exceptions import ConnectionClosed

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from azuraforge_pipeline import ConfigError, UnknownPipelineError
+from azuraforge_platform.experiments import AmbiguousExperimentError, find_experiment
 from azuraforge_platform.settings import Settings
 from azuraforge_platform.store import (
     ExperimentNotFoundError,
@@ -76,7 +77,7 @@ def user_errors() -> Iterator[None]:
         for path, message in exc.errors:
             err.print(f"  [bold]{escape(path or '<root>')}[/]: {escape(message)}")
         raise typer.Exit(EXIT_USAGE) from None
-    except (UnknownPipelineError, ExperimentNotFoundError) as exc:
+    except (UnknownPipelineError, ExperimentNotFoundError, AmbiguousExperimentError) as exc:
         fail(str(exc), EXIT_USAGE)
     except InvalidTransitionError as exc:
         fail(str(exc), EXIT_FAILED)
@@ -109,17 +110,9 @@ def open_store(settings: Settings) -> ExperimentStore:
 def resolve_experiment(store: ExperimentStore, ref: str) -> ExperimentRecord:
     """An experiment by id or by a unique id prefix (lists show shortened ids)."""
     try:
-        return store.get(ref)
-    except ExperimentNotFoundError:
-        pass
-    if len(ref) >= 4:
-        page = store.list_experiments(search=ref, limit=50)
-        matches = [e for e in page.items if e.id.startswith(ref)]
-        if len(matches) == 1:
-            return matches[0]
-        if len(matches) > 1:
-            fail(f"{ref!r} matches {len(matches)} experiments; give more of the id", EXIT_USAGE)
-    raise ExperimentNotFoundError(ref)
+        return find_experiment(store, ref)
+    except AmbiguousExperimentError as exc:
+        fail(str(exc), EXIT_USAGE)
 
 
 def is_loopback(host: str) -> bool:

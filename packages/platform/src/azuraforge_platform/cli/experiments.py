@@ -1,17 +1,19 @@
-"""`azuraforge experiments list|show|cancel|logs`: what ran, what runs, and its output."""
+"""`azuraforge experiments list|show|cancel|logs`: what ran, what runs, and its output, in
+the local store or on a server (`--server URL`): both are an `Experiments`, chosen once."""
 
 from __future__ import annotations
 
 import json
-from contextlib import suppress
-from datetime import timedelta
-from functools import partial
-from typing import Annotated, Any
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext, suppress
+from datetime import datetime
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
+from azuraforge_platform.api.schemas import ExperimentPublic, ExperimentSummary
 from azuraforge_platform.cli.common import (
     EXIT_USAGE,
     STATUS_STYLE,
@@ -20,19 +22,15 @@ from azuraforge_platform.cli.common import (
     format_time,
     load_settings,
     open_store,
-    resolve_experiment,
     user_errors,
 )
-from azuraforge_platform.cli.models import Server, Token, _client, _client_errors
-from azuraforge_platform.events import EventService, InProcessEventBus, make_bus
-from azuraforge_platform.lifecycle import Lifecycle
-from azuraforge_platform.settings import Settings
-from azuraforge_platform.store import ExperimentStatus, ExperimentStore
+from azuraforge_platform.cli.models import Server, Token, client_errors
+from azuraforge_platform.experiments import Experiments, LocalExperiments
+from azuraforge_platform.store import ExperimentStatus
 
 __all__ = ["register"]
 
 S = ExperimentStatus
-FINAL = {S.succeeded.value, S.failed.value, S.cancelled.value}
 
 experiments_app = typer.Typer(
     help="Experiments in the local store, or on a running AzuraForge with --server URL.",
@@ -40,19 +38,32 @@ experiments_app = typer.Typer(
 )
 
 
-def _reap(settings: Settings, store: ExperimentStore) -> None:
-    """Whoever looks notices runs whose process vanished (a closed terminal's foreground
-    run, with no worker or executor around to reap it)."""
-    events = EventService(store, InProcessEventBus())  # stored; other processes poll them
-    Lifecycle(events).reap_lost(timedelta(seconds=settings.lost_after_seconds))
+@contextmanager
+def _experiments(server: str | None, token: str | None) -> Iterator[Experiments]:
+    """The experiments of the local store, or of the AzuraForge at `server`; the errors
+    either can raise become one message and an exit code."""
+    with user_errors(), client_errors() if server else nullcontext():
+        experiments: Experiments
+        if server:
+            from azuraforge_platform.client import AzuraForgeClient
+
+            experiments = AzuraForgeClient(server, token=token)
+        else:
+            settings = load_settings()
+            experiments = LocalExperiments(open_store(settings), settings)
+        try:
+            yield experiments
+        finally:
+            experiments.close()
 
 
-def _status(record: Any) -> str:
+def _status(record: ExperimentSummary) -> str:
     return f"[{STATUS_STYLE[record.status]}]{record.status.value}[/]"
 
 
-def _duration(record: Any) -> str:
-    """Run time of a store record or an API experiment (they share these field names)."""
+def _duration(record: ExperimentSummary) -> str:
+    """Run time so far; a running one's lasts until its last heartbeat, where known (the
+    local store's listings have it, a server's list items do not)."""
     if record.started_at is None:
         return "-"
     end = record.finished_at or getattr(record, "heartbeat_at", None) or record.started_at
@@ -74,26 +85,14 @@ def list_command(
         fail(
             f"unknown status {status!r}; choose one of {', '.join(s.value for s in S)}", EXIT_USAGE
         )
-    if server:
-        remote = _client_errors(
-            lambda: _client(server, token).list_experiments(
-                pipeline_id=pipeline, status=status, tags=tag or (), search=search, limit=limit
-            )
-        )
-        _print_list(remote.items)
-        return
-    settings = load_settings()
-    store = open_store(settings)
-    _reap(settings, store)
-    with user_errors():
-        page = store.list_experiments(
-            pipeline_id=pipeline, status=status, tags=tag, search=search, limit=limit
+    with _experiments(server, token) as experiments:
+        page = experiments.list_experiments(
+            pipeline_id=pipeline, status=status, tags=tag or (), search=search, limit=limit
         )
     _print_list(page.items)
-    store.close()
 
 
-def _print_list(items: list[Any]) -> None:
+def _print_list(items: Sequence[ExperimentSummary]) -> None:
     table = Table()
     for column in ("id", "name", "pipeline", "status", "created", "duration", "tags"):
         table.add_column(column, no_wrap=column in ("id", "status", "created"))
@@ -121,38 +120,25 @@ def show_command(
     token: Token = None,
 ) -> None:
     """Everything about one experiment: state, config, metrics, error and traceback."""
-    last: dict[str, tuple[int, float | None, int]] = {}  # metric -> (step, value, points)
-    if server:
-        client = _client(server, token)
-        remote = _client_errors(lambda: client.resolve_experiment(experiment))
-        for m in _client_errors(lambda: client.metrics(remote.id)).series:
-            if m.steps:  # downsampling keeps both ends, so the last point is the latest value
-                last[m.name] = (m.steps[-1], m.values[-1], m.total_points)
-        files = [
-            (f.path, f.kind, f.size) for f in _client_errors(lambda: client.artifacts(remote.id))
-        ]
-        _print_details(remote, f"on {server} (GET .../artifacts)", last, files)
-        return
-    settings = load_settings()
-    store = open_store(settings)
-    _reap(settings, store)
-    with user_errors():
-        record = resolve_experiment(store, experiment)
-    for point in store.metrics(record.id):
-        count = last.get(point.name, (0, None, 0))[2] + 1
-        last[point.name] = (point.step, point.value, count)
-    files = [(a.path, a.kind, a.size) for a in store.artifacts(record.id)]
-    _print_details(record, str(store.artifact_dir(record.id)), last, files)
-    store.close()
+    with _experiments(server, token) as experiments:
+        record = experiments.resolve_experiment(experiment)
+        # metric -> (step, value, points); downsampling keeps both ends: the last is the latest
+        last = {
+            series.name: (series.steps[-1], series.values[-1], series.total_points)
+            for series in experiments.metrics(record.id).series
+            if series.steps
+        }
+        files = [(a.path, a.kind, a.size) for a in experiments.artifacts(record.id)]
+        place = experiments.artifact_location(record.id)
+    _print_details(record, place, last, files)
 
 
 def _print_details(
-    record: Any,
+    record: ExperimentPublic,
     artifact_place: str,
     last: dict[str, tuple[int, float | None, int]],
     files: list[tuple[str, str, int]],
 ) -> None:
-    """`experiments show` for a store record or an API experiment."""
     out = console()
     rows = [
         ("id", record.id),
@@ -206,23 +192,9 @@ def cancel_command(
     token: Token = None,
 ) -> None:
     """Cancel: a queued run at once, a running one at its next step (then forcibly)."""
-    if server:
-        client = _client(server, token)
-        remote = _client_errors(lambda: client.cancel(client.resolve_experiment(experiment).id))
-        console().print(f"experiment {remote.id}: {_status(remote)}")
-        return
-    settings = load_settings()
-    store = open_store(settings)
-    with user_errors():
-        record = resolve_experiment(store, experiment)
-        updated = store.request_cancel(record.id)
-    bus = make_bus(settings.redis_url, prefix=settings.event_channel_prefix)
-    try:
-        EventService(store, bus).emit(record.id, "status", {"status": updated.status.value})
-    finally:
-        bus.close()
-    console().print(f"experiment {record.id}: {_status(updated)}")
-    store.close()
+    with _experiments(server, token) as experiments:
+        updated = experiments.cancel(experiments.resolve_experiment(experiment).id)
+    console().print(f"experiment {updated.id}: {_status(updated)}")
 
 
 def _print_log(out_level: str, message: str, time_text: str) -> None:
@@ -241,79 +213,39 @@ def logs_command(
     token: Token = None,
 ) -> None:
     """The run's log lines; with --follow, new ones as they come, until it ends."""
-    if server:
-        _remote_logs(_client(server, token), experiment, follow)
-        return
-    settings = load_settings()
-    store = open_store(settings)
-    with user_errors():
-        record = resolve_experiment(store, experiment)
-    if not follow:
+    with _experiments(server, token) as experiments:
+        experiment_id = experiments.resolve_experiment(experiment).id
+        if follow:
+            with suppress(KeyboardInterrupt):
+                _follow(experiments, experiment_id)
+            return
         after = 0
         while True:
-            lines = store.logs(record.id, after_id=after, limit=1000)
-            for line in lines:
+            page = experiments.logs(experiment_id, after_id=after, limit=1000)
+            for line in page.items:
                 _print_log(line.level, line.message, format_time(line.time))
-            if len(lines) < 1000:
-                break
-            after = lines[-1].id
-        store.close()
-        return
-    # Following: the event stream (history, then live) carries every log line and the status.
-    bus = make_bus(settings.redis_url, prefix=settings.event_channel_prefix)
-    events = EventService(store, bus)
-    status = store.get(record.id).status.value
+            if len(page.items) < 1000:
+                return
+            after = page.next_after_id
+
+
+def _follow(experiments: Experiments, experiment_id: str) -> None:
+    """Print log lines and status changes as they arrive, history first, until the run ends:
+    the event stream carries every log line and status change."""
+    events = experiments.stream_events(experiment_id)
     try:
-        with events.stream(record.id, poll_interval=0.5) as stream:
-            while True:
-                event = stream.get(timeout=1.0)
-                if event is None:
-                    if status in FINAL and stream.last_seq >= store.get(record.id).last_event_seq:
-                        break
-                    continue
-                if event.type == "log":
-                    _print_log(
-                        str(event.payload.get("level", "info")),
-                        str(event.payload.get("message", "")),
-                        format_time(event.time),
-                    )
-                elif event.type == "status":
-                    status = str(event.payload.get("status"))
-                    console().print(f"[bold]status: {status}[/]")
-                    if status in FINAL:
-                        break
-    except KeyboardInterrupt:
-        pass
+        for event in events:
+            payload = event.get("payload", {})
+            if event.get("type") == "log":
+                _print_log(
+                    str(payload.get("level", "info")),
+                    str(payload.get("message", "")),
+                    format_time(datetime.fromisoformat(event["time"])),
+                )
+            elif event.get("type") == "status":
+                console().print(f"[bold]status: {payload.get('status')}[/]")
     finally:
-        bus.close()
-        store.close()
-
-
-def _follow_remote(client: Any, experiment: str) -> None:
-    """Print log lines and status changes as they arrive over the WebSocket, history first."""
-    for event in client.stream_events(experiment):
-        payload = event.get("payload", {})
-        if event.get("type") == "log":
-            level = str(payload.get("level", "info"))
-            _print_log(level, str(payload.get("message", "")), str(event.get("time", "")))
-        elif event.get("type") == "status":
-            console().print(f"[bold]status: {payload.get('status')}[/]")
-
-
-def _remote_logs(client: Any, experiment: str, follow: bool) -> None:
-    experiment = _client_errors(lambda: client.resolve_experiment(experiment)).id
-    if follow:
-        with suppress(KeyboardInterrupt):
-            _client_errors(lambda: _follow_remote(client, experiment))
-        return
-    after = 0
-    while True:
-        page = _client_errors(partial(client.logs, experiment, after_id=after, limit=1000))
-        for line in page.items:
-            _print_log(line.level, line.message, format_time(line.time))
-        if len(page.items) < 1000:
-            return
-        after = page.next_after_id
+        events.close()  # now, not when collected: it holds a bus subscription or a socket
 
 
 def register(app: typer.Typer) -> None:

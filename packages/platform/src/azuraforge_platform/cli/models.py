@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,7 +30,7 @@ from azuraforge_platform.store import (
     ModelRegistry,
 )
 
-__all__ = ["Server", "Token", "register"]
+__all__ = ["Server", "Token", "client_errors", "register"]
 
 models_app = typer.Typer(help="Registered models: name a trained model, predict with it.")
 
@@ -56,11 +58,16 @@ def _client(server: str, token: str | None = None) -> Any:
     return AzuraForgeClient(server, token=token)
 
 
-def _client_errors(call: Any) -> Any:
+@contextmanager
+def client_errors() -> Iterator[None]:
+    """A server's error answers, and a server that cannot be reached, as one message and an
+    exit code (2 for a 4xx: the request was wrong)."""
+    import httpx
+
     from azuraforge_platform.client import ApiError
 
     try:
-        return call()
+        yield
     except ApiError as exc:
         if exc.status == 401:
             fail(
@@ -68,8 +75,13 @@ def _client_errors(call: Any) -> Any:
                 EXIT_USAGE,
             )
         fail(str(exc), EXIT_USAGE if 400 <= exc.status < 500 else 1)
-    except OSError as exc:
+    except (OSError, httpx.TransportError) as exc:  # httpx's are no OSError (websockets' are)
         fail(f"cannot reach the server ({exc})")
+
+
+def _client_errors(call: Any) -> Any:
+    with client_errors():
+        return call()
 
 
 @models_app.command("list")

@@ -3,7 +3,6 @@
 from azuraforge_platform.store.engine import make_engine, normalize_url
 from azuraforge_platform.store.experiment_store import ExperimentStore
 from azuraforge_platform.store.experiments import SORT_FIELDS
-from azuraforge_platform.store.status import ALLOWED_TRANSITIONS, InvalidTransitionError
 from azuraforge_platform.store.migrate import (
     current_revision,
     ensure_schema,
@@ -27,6 +26,7 @@ from azuraforge_platform.store.records import (
     Page,
     StoreError,
 )
+from azuraforge_platform.store.status import ALLOWED_TRANSITIONS, InvalidTransitionError
 from azuraforge_platform.store.tables import ExperimentStatus
 from azuraforge_platform.store.uploads import UploadQuotaError, UploadRecord, UploadStore
 

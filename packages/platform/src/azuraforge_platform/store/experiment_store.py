@@ -10,9 +10,9 @@ from __future__ import annotations
 from azuraforge_platform.settings import Settings
 from azuraforge_platform.store.artifacts import ArtifactsMixin
 from azuraforge_platform.store.experiments import ExperimentsMixin
-from azuraforge_platform.store.status import LifecycleMixin
 from azuraforge_platform.store.logs_events import LogsEventsMixin
 from azuraforge_platform.store.metrics import MetricsMixin
+from azuraforge_platform.store.status import LifecycleMixin
 
 __all__ = ["ExperimentStore"]
 
