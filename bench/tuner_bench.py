@@ -123,7 +123,7 @@ def _workers(n: int, env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        )
         for i in range(n)
     ]
 
