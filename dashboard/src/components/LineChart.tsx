@@ -12,6 +12,8 @@ export interface ChartSeries {
   dash?: number[]
   width?: number
   points?: boolean
+  /** Markers only, no line between them (values that are not a curve, e.g. one per trial). */
+  markersOnly?: boolean
 }
 
 export const PALETTE = [
@@ -68,7 +70,7 @@ export function LineChart({
   const plot = useRef<uPlot | null>(null)
   const theme = useThemeName()
   const layoutKey = useMemo(
-    () => JSON.stringify([series.map((s) => [s.label, s.color, s.dash]), xLabel, yLabel, time, logY, theme, height]),
+    () => JSON.stringify([series.map((s) => [s.label, s.color, s.dash, s.markersOnly]), xLabel, yLabel, time, logY, theme, height]),
     [series, xLabel, yLabel, time, logY, theme, height],
   )
   const dataRef = useRef(data)
@@ -107,7 +109,7 @@ export function LineChart({
           width: s.width ?? 2,
           dash: s.dash,
           spanGaps: true,
-          points: { show: s.points ?? false },
+          ...(s.markersOnly ? { paths: () => null, points: { show: true, size: 8 } } : { points: { show: s.points ?? false } }),
         })),
       ],
     }

@@ -7,6 +7,9 @@ import type { Aligned } from './series'
 /** The pipeline that runs studies. */
 export const STUDY_PIPELINE = 'hyper_tuner'
 
+/** The tag of a study's trial experiments (pruned ones are tagged `pruned` too). */
+export const TRIAL_TAG = 'trial'
+
 export type TrialState = 'running' | 'complete' | 'pruned' | 'failed'
 
 export interface Trial {
