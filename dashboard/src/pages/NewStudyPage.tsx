@@ -290,7 +290,18 @@ function StudyForm({ targets, tuner, source, initialTarget }: Loaded & { initial
         {detail.error && <ErrorBanner error={detail.error} onRetry={detail.reload} />}
         {!ready && !detail.error && <Spinner />}
         {ready && (
-          <SearchSpaceEditor tunable={tunable} drafts={ts.drafts} errors={routed.space} onChange={(drafts) => setTs((old) => (old ? { ...old, drafts } : old))} />
+          <SearchSpaceEditor
+            tunable={tunable}
+            drafts={ts.drafts}
+            errors={routed.space}
+            onChange={(drafts) => {
+              // an edited parameter's old error no longer applies to what it says now
+              const changed = new Set(drafts.filter((d) => !ts.drafts.includes(d)).map((d) => d.name))
+              const stale = (e: FieldError) => e.path.startsWith('space.') && changed.has(e.path.split('.')[1])
+              if (changed.size) setErrors((old) => old.filter((e) => !stale(e)))
+              setTs((old) => (old ? { ...old, drafts } : old))
+            }}
+          />
         )}
 
         <h2>Fixed settings</h2>

@@ -91,6 +91,11 @@ export function StudyPage({ socketFactory }: { socketFactory?: SocketFactory } =
           <Link className="btn" to={`/experiments/${encodeURIComponent(exp.id)}`} data-testid="study-record">
             Logs &amp; artifacts
           </Link>
+          {perms.canRun && (
+            <Link className="btn" to={`/studies/new?from=${encodeURIComponent(exp.id)}`} data-testid="study-again">
+              Start again…
+            </Link>
+          )}
           {running && perms.canRun && (
             <button
               type="button"
@@ -195,7 +200,9 @@ function TrialsTable({ trials, params, best, runs }: { trials: Trial[]; params: 
               </th>
             ))}
             <th scope="col">epochs</th>
-            <th scope="col">duration</th>
+            <th scope="col" title="from its submission to its end, waiting for a worker included">
+              duration
+            </th>
             <th scope="col">run</th>
           </tr>
         </thead>
@@ -367,7 +374,10 @@ function BestConfiguration({ study, best, onError }: { study: Experiment; best: 
       </p>
       <table className="kv" data-testid="best-config">
         <tbody>
-          {Object.entries(config).map(([k, v]) => (
+          {/* the tuned settings first: they are what the study found */}
+          {Object.entries(config)
+            .sort(([a], [b]) => Number(tuned.has(b)) - Number(tuned.has(a)))
+            .map(([k, v]) => (
             <tr key={k} className={tuned.has(k) ? 'tuned' : undefined} data-testid={`best-config-${k}`}>
               <th scope="row">{k}</th>
               <td className="mono">
