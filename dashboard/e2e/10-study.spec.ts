@@ -55,6 +55,8 @@ test('launch a small study from the form, watch its trials, act on the best one'
   await expect(page.getByTestId('trial-value-0')).toHaveText(/^(0\.\d+|1)$/)
   await expect.poll(async () => Number(await page.getByTestId('history-chart').getAttribute('data-points'))).toBeGreaterThanOrEqual(1)
 
+  await shot(page, '19-study-live')
+
   // a reload rebuilds the trials from the study's event backlog
   await page.reload()
   await expect(page.getByTestId('trial-state-0')).toHaveText('complete')
@@ -76,7 +78,7 @@ test('launch a small study from the form, watch its trials, act on the best one'
   expect(Number(bestText)).toBeCloseTo(study.summary.best_value, 3)
   await expect(page.getByTestId('best-trial')).toHaveText(`#${study.summary.best_trial}`)
   await page.evaluate(() => window.scrollTo(0, 0))
-  await shot(page, '19-study-finished')
+  await shot(page, '20-study-finished')
 
   // register the best trial's model
   page.once('dialog', (d) => d.accept('e2e-tuned'))

@@ -122,6 +122,8 @@ describe('study page', () => {
     sockets[0].send(trialEvent(1, { ...trials[0], state: 'running', value: null, duration_s: null }, [null, null]))
     sockets[0].send(trialEvent(2, { ...trials[1], state: 'running', value: null, duration_s: null }, [null, null]))
     expect(screen.getByTestId('trial-state-0')).toHaveTextContent('running')
+    // a running trial's link says whether a worker has taken its experiment yet
+    await waitFor(() => expect(screen.getByTestId('trial-link-1')).toHaveTextContent('running'))
     expect(screen.getByTestId('history-chart')).toHaveAttribute('data-points', '0')
     expect(screen.getByTestId('best-value-number')).toHaveTextContent('—')
 
@@ -145,6 +147,7 @@ describe('study page', () => {
     expect(screen.getByTestId('history-chart')).toHaveAttribute('data-points', '3')
     expect(screen.getByTestId('trial-state-2')).toHaveAttribute('title', 'pruned after epoch 1')
     expect(screen.getByTestId('trial-link-1')).toHaveAttribute('href', '/experiments/t1')
+    expect(screen.getByTestId('trial-link-1')).toHaveTextContent('open')
     expect(screen.getByTestId('parallel-coords')).toBeInTheDocument()
     expect(screen.getByTestId('pc-line-trial-1')).toHaveAttribute('stroke-width', '4')
 

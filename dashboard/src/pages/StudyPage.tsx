@@ -146,7 +146,7 @@ export function StudyPage({ socketFactory }: { socketFactory?: SocketFactory } =
       <BestConfiguration study={exp} best={best} onError={setActionError} />
 
       <Section title="Optimization history" testId="history-section">
-        <HistoryChart trials={trials} direction={settings.direction} objective={settings.objective} />
+        <HistoryChart trials={trials} direction={settings.direction} objective={settings.objective} total={total} />
       </Section>
 
       <Section title={`Trials (${trials.length})`} testId="trials-section">
@@ -165,16 +165,20 @@ export function StudyPage({ socketFactory }: { socketFactory?: SocketFactory } =
   )
 }
 
-function HistoryChart({ trials, direction, objective }: { trials: Trial[]; direction: Direction; objective: string }) {
+function HistoryChart({ trials, direction, objective, total }: { trials: Trial[]; direction: Direction; objective: string; total: number | null }) {
   const data = useMemo(() => historyData(trials, direction), [trials, direction])
+  const few = data[0].length < 30
   const series = useMemo(
     () => [
       { label: objective, color: PALETTE[0], markersOnly: true },
-      { label: 'best so far', color: PALETTE[1], width: 2 },
+      { label: 'best so far', color: PALETTE[1], width: 2, points: few },
     ],
-    [objective],
+    [objective, few],
   )
-  return <LineChart testId="history-chart" data={data} xLabel="trial" yLabel={objective} series={series} />
+  // x spans every trial the study will run, so the chart fills from the left as they finish
+  const last = Math.max(1, (total ?? 0) - 1, ...trials.map((t) => t.number))
+  const xRange = useMemo<[number, number]>(() => [0, last], [last])
+  return <LineChart testId="history-chart" data={data} xLabel="trial" yLabel={objective} series={series} xRange={xRange} />
 }
 
 const TRIAL_STATE_TITLE: Record<string, string> = {
@@ -231,7 +235,8 @@ function TrialsTable({ trials, params, best, runs }: { trials: Trial[]; params: 
                 <td>
                   {t.experiment_id ? (
                     <Link to={`/experiments/${encodeURIComponent(t.experiment_id)}`} data-testid={`trial-link-${t.number}`}>
-                      {run && run.status !== 'succeeded' ? run.status : 'open'}
+                      {/* while the study waits on it: has a worker taken it yet? (a finished trial's record may lag) */}
+                      {t.state === 'running' && run ? run.status : 'open'}
                     </Link>
                   ) : (
                     <span className="muted" title={t.error ?? undefined}>
