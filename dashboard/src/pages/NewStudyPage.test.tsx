@@ -227,6 +227,13 @@ describe('new study form', () => {
     expect(screen.getByTestId('study-name-input')).toHaveValue('first try (again)')
   })
 
+  it('starts on the pipeline a launch form sent it from', async () => {
+    serve()
+    renderPage(ME.member, '/studies/new?target=stock_predictor')
+    expect(await screen.findByTestId('study-target')).toHaveValue('stock_predictor')
+    expect(await screen.findByTestId('base-field-window')).toBeInTheDocument()
+  })
+
   it('lets viewers look but not start', async () => {
     serve()
     renderPage(ME.viewer)

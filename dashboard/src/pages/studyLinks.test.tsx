@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { AsUser } from '../test/auth'
 import { fakeFetch, ME } from '../test/fixtures'
 import { ExperimentDetailPage } from './ExperimentDetailPage'
+import { LaunchForm } from './LaunchPage'
 import { PipelinesPage } from './PipelinesPage'
 
 const realFetch = globalThis.fetch
@@ -60,6 +61,18 @@ describe('links to the study pages', () => {
     expect(await screen.findByTestId('launch-hyper_tuner')).toHaveAttribute('href', '/studies/new')
     expect(screen.getByTestId('launch-hyper_tuner')).toHaveTextContent('New study')
     expect(screen.getByTestId('launch-image_classifier')).toHaveAttribute('href', '/pipelines/image_classifier')
+  })
+
+  it('a launch form offers to tune its pipeline', () => {
+    const detail = { id: 'image_classifier', name: 'Image Classifier', description: '', version: '0.1.0', installed: true, config_schema: { properties: {} }, default_config: {} }
+    render(
+      <AsUser me={ME.member}>
+        <MemoryRouter>
+          <LaunchForm pipeline={detail} source={null} />
+        </MemoryRouter>
+      </AsUser>,
+    )
+    expect(screen.getByTestId('tune-pipeline')).toHaveAttribute('href', '/studies/new?target=image_classifier')
   })
 
   it("a study's experiment page points to its study view", async () => {
