@@ -19,6 +19,10 @@ import { PipelinesPage } from './pages/PipelinesPage'
 const TokensPage = lazy(() => import('./pages/TokensPage').then((m) => ({ default: m.TokensPage })))
 const UsersPage = lazy(() => import('./pages/UsersPage').then((m) => ({ default: m.UsersPage })))
 const AuditPage = lazy(() => import('./pages/AuditPage').then((m) => ({ default: m.AuditPage })))
+// hyperparameter studies: their own chunk
+const StudiesPage = lazy(() => import('./pages/StudiesPage').then((m) => ({ default: m.StudiesPage })))
+const NewStudyPage = lazy(() => import('./pages/NewStudyPage').then((m) => ({ default: m.NewStudyPage })))
+const StudyPage = lazy(() => import('./pages/StudyPage').then((m) => ({ default: m.StudyPage })))
 
 function HealthBanner() {
   const [tick, setTick] = useState(0)
@@ -156,6 +160,9 @@ function Shell({ toggle, logoutError }: { toggle: ReactNode; logoutError: unknow
           <NavLink to="/experiments" data-testid="nav-experiments">
             Experiments
           </NavLink>
+          <NavLink to="/studies" data-testid="nav-studies">
+            Studies
+          </NavLink>
           <NavLink to="/compare" data-testid="nav-compare">
             Compare
           </NavLink>
@@ -180,6 +187,9 @@ function Shell({ toggle, logoutError }: { toggle: ReactNode; logoutError: unknow
             <Route path="/pipelines/:pipelineId" element={<LaunchPage />} />
             <Route path="/experiments" element={<ExperimentsPage />} />
             <Route path="/experiments/:experimentId" element={<ExperimentDetailPage />} />
+            <Route path="/studies" element={<StudiesPage />} />
+            <Route path="/studies/new" element={<NewStudyPage />} />
+            <Route path="/studies/:studyId" element={<StudyPage />} />
             <Route path="/compare" element={<ComparePage />} />
             <Route path="/models" element={<ModelsPage />} />
             <Route path="/tokens" element={<TokensPage />} />

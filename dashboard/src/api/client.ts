@@ -442,6 +442,15 @@ export const api = {
     )
   },
 
+  /** The runs an experiment started (a study's trials), oldest first; `tag` narrows them. */
+  async childExperiments(parentId: string, tag?: string, signal?: AbortSignal): Promise<Experiment[]> {
+    const data = await request<unknown>('GET', '/experiments', {
+      query: { parent_id: parentId, tag, sort: 'created_at', order: 'asc', limit: 1000 },
+      signal,
+    })
+    return listFrom<unknown>(data, 'experiments').map(normaliseExperiment)
+  },
+
   deleteExperiment: (id: string) =>
     request<unknown>('DELETE', `/experiments/${encodeURIComponent(id)}`),
 

@@ -12,6 +12,8 @@ export interface ChartSeries {
   dash?: number[]
   width?: number
   points?: boolean
+  /** Markers only, no line between them (values that are not a curve, e.g. one per trial). */
+  markersOnly?: boolean
 }
 
 export const PALETTE = [
@@ -54,6 +56,7 @@ export function LineChart({
   testId,
   time = false,
   logY = false,
+  xRange,
 }: {
   data: Aligned
   series: ChartSeries[]
@@ -63,13 +66,15 @@ export function LineChart({
   testId?: string
   time?: boolean
   logY?: boolean
+  /** A fixed x range (e.g. every trial of a study, before they have run); absent: fitted to the data. */
+  xRange?: [number, number]
 }) {
   const holder = useRef<HTMLDivElement>(null)
   const plot = useRef<uPlot | null>(null)
   const theme = useThemeName()
   const layoutKey = useMemo(
-    () => JSON.stringify([series.map((s) => [s.label, s.color, s.dash]), xLabel, yLabel, time, logY, theme, height]),
-    [series, xLabel, yLabel, time, logY, theme, height],
+    () => JSON.stringify([series.map((s) => [s.label, s.color, s.dash, s.markersOnly]), xLabel, yLabel, time, logY, theme, height, xRange]),
+    [series, xLabel, yLabel, time, logY, theme, height, xRange],
   )
   const dataRef = useRef(data)
   dataRef.current = data
@@ -84,7 +89,7 @@ export function LineChart({
     const opts: uPlot.Options = {
       width: Math.max(200, el.clientWidth || 600),
       height,
-      scales: { x: { time }, y: logY ? { distr: 3 } : {} },
+      scales: { x: xRange ? { time, range: xRange } : { time }, y: logY ? { distr: 3 } : {} },
       legend: { live: true },
       cursor: { drag: { x: true, y: false } },
       axes: [
@@ -107,7 +112,7 @@ export function LineChart({
           width: s.width ?? 2,
           dash: s.dash,
           spanGaps: true,
-          points: { show: s.points ?? false },
+          ...(s.markersOnly ? { paths: () => null, points: { show: true, size: 8 } } : { points: { show: s.points ?? false } }),
         })),
       ],
     }

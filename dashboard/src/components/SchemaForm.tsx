@@ -10,9 +10,9 @@ export interface SchemaFieldsProps {
   onChange: (path: string, value: string | boolean) => void
   /** Uploads a file and resolves to the server-side path to put in the field. */
   onUpload?: (file: File) => Promise<string>
+  /** Prefix of the inputs' ids and test ids, for two generated forms on one page. */
+  idPrefix?: string
 }
-
-const fieldId = (path: string) => `field-${path}`
 
 /** The inputs of the fields that apply to the current values (`x-applies-when`); the others are not rendered. */
 export function SchemaFields(props: SchemaFieldsProps) {
@@ -39,8 +39,9 @@ function FieldInput({
   errors,
   onChange,
   onUpload,
+  idPrefix = '',
 }: SchemaFieldsProps & { field: FieldSpec }) {
-  const id = fieldId(f.path)
+  const id = `${idPrefix}field-${f.path}`
   const errs = errors[f.path] ?? []
   const helpId = `${id}-help`
   const errId = `${id}-error`
@@ -148,7 +149,7 @@ function FieldInput({
         </p>
       )}
       {errs.length > 0 && (
-        <p className="field-error" id={errId} role="alert" data-testid={`error-${f.path}`}>
+        <p className="field-error" id={errId} role="alert" data-testid={`${idPrefix}error-${f.path}`}>
           {errs.join('; ')}
         </p>
       )}

@@ -12,6 +12,7 @@ import { useInterval } from '../lib/hooks'
 import { useLiveExperiment, type PredictionSeries } from '../lib/live'
 import { etaSeconds, formatDuration, progressFraction } from '../lib/progress'
 import { bestIndex } from '../lib/compare'
+import { STUDY_PIPELINE, TRIAL_TAG } from '../lib/study'
 import { alignSeries, lossNames, otherChartNames, xLabelFor, type MetricStore } from '../lib/series'
 
 export function ExperimentDetailPage({ socketFactory }: { socketFactory?: SocketFactory } = {}) {
@@ -160,6 +161,7 @@ export function ExperimentDetailPage({ socketFactory }: { socketFactory?: Socket
         </div>
       </div>
       <ErrorBanner error={actionError ?? live.error} />
+      <StudyLink exp={exp} />
       {exp.error && (
         <div className="banner banner-error" role="alert" data-testid="experiment-error">
           <strong>{exp.status === 'cancelled' ? 'Stopped' : 'Failed'}</strong>
@@ -212,6 +214,31 @@ export function ExperimentDetailPage({ socketFactory }: { socketFactory?: Socket
       <Artifacts exp={exp} artifacts={live.artifacts} />
     </div>
   )
+}
+
+/** A study's record points to its study page; a trial's to the study it belongs to. */
+function StudyLink({ exp }: { exp: Experiment }) {
+  if (exp.pipeline_id === STUDY_PIPELINE) {
+    return (
+      <div className="banner banner-info" role="note">
+        <span>This is a hyperparameter study.</span>
+        <Link className="btn btn-small btn-primary" to={`/studies/${encodeURIComponent(exp.id)}`} data-testid="open-study">
+          Open the study view
+        </Link>
+      </div>
+    )
+  }
+  if (exp.parent_id && exp.tags.includes(TRIAL_TAG)) {
+    return (
+      <div className="banner banner-info" role="note">
+        <span>A trial of a hyperparameter study.</span>
+        <Link className="btn btn-small" to={`/studies/${encodeURIComponent(exp.parent_id)}`} data-testid="open-parent-study">
+          Open the study
+        </Link>
+      </div>
+    )
+  }
+  return null
 }
 
 function Charts({ store, version }: { store: MetricStore; version: number }) {

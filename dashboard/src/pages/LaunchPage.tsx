@@ -7,6 +7,7 @@ import { SchemaFields } from '../components/SchemaForm'
 import { usePermissions } from '../lib/auth'
 import { parseTags } from '../lib/filters'
 import { useAsync } from '../lib/hooks'
+import { STUDY_PIPELINE } from '../lib/study'
 import {
   applicableFields,
   assignErrors,
@@ -113,6 +114,13 @@ export function LaunchForm({ pipeline, source }: Loaded) {
         </p>
       )}
       <p className="lead">{pipeline.description}</p>
+      {canRun && pipeline.installed !== false && pipeline.id !== STUDY_PIPELINE && !source && (
+        <p>
+          <Link to={`/studies/new?target=${encodeURIComponent(pipeline.id)}`} data-testid="tune-pipeline">
+            Search its settings in a hyperparameter study…
+          </Link>
+        </p>
+      )}
       {pipeline.installed === false && (
         <div className="banner banner-error" role="alert">
           This application is not installed on the server

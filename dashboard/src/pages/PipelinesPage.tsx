@@ -4,6 +4,10 @@ import { api } from '../api/client'
 import { ErrorBanner, Spinner } from '../components/common'
 import { usePermissions } from '../lib/auth'
 import { useAsync } from '../lib/hooks'
+import { STUDY_PIPELINE } from '../lib/study'
+
+// studies have a launch form of their own (the search-space editor)
+const launchPath = (id: string) => (id === STUDY_PIPELINE ? '/studies/new' : `/pipelines/${encodeURIComponent(id)}`)
 
 export function PipelinesPage() {
   const { data, error, reload } = useAsync((signal) => api.pipelines(signal), [])
@@ -36,8 +40,8 @@ export function PipelinesPage() {
             <footer>
               <code className="muted small">{p.id}</code>
               {p.installed && canRun ? (
-                <Link className="btn btn-primary" to={`/pipelines/${encodeURIComponent(p.id)}`} data-testid={`launch-${p.id}`}>
-                  Configure &amp; launch
+                <Link className="btn btn-primary" to={launchPath(p.id)} data-testid={`launch-${p.id}`}>
+                  {p.id === STUDY_PIPELINE ? 'New study' : 'Configure & launch'}
                 </Link>
               ) : p.installed ? (
                 <Link className="btn" to={`/pipelines/${encodeURIComponent(p.id)}`} data-testid={`settings-${p.id}`}>
