@@ -40,7 +40,9 @@ def test_full_flow(live: LiveServer, trainer: str, tmp_path: Path) -> None:
     events = [m for m in messages if "seq" in m]
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     types = [e["type"] for e in events]
-    assert types[0] == "status" and events[0]["payload"]["status"] == "running"
+    # announced when created, then claimed by a worker
+    assert [e["payload"]["status"] for e in events[:2]] == ["queued", "running"]
+    assert types[:2] == ["status", "status"]
     assert types.count("metrics") == 40 and "progress" in types and "artifact" in types
     assert events[-1]["type"] == "status" and events[-1]["payload"]["status"] == "succeeded"
     assert messages[-1] == {"type": "end", "status": "succeeded", "last_seq": events[-1]["seq"]}

@@ -177,6 +177,9 @@ class ExperimentSummary(Schema):
     summary: dict[str, Any] | None
     parent_id: str | None
     owner: str | None = Field(default=None, description="The username that submitted it.")
+    last_event_seq: int = Field(
+        description="Seq of its latest event: a live status event at or below it is stale."
+    )
 
 
 class ExperimentPublic(ExperimentSummary):

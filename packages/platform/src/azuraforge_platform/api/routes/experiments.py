@@ -118,6 +118,9 @@ def _create(
         owner=principal.username,
     )
     try:
+        # announced before a worker can claim it, so "queued" never follows "running"; tables
+        # of experiments learn of the new run from this
+        services.events.emit(record.id, "status", {"status": record.status.value})
         services.dispatcher.submit(record.id)
     except Exception as exc:
         log.exception("could not hand %s to the workers", record.id)
