@@ -12,7 +12,7 @@ import pytest
 
 from azuraforge_platform.api.live import AsyncEventStream, LiveHub
 from azuraforge_platform.events import EventService, InProcessEventBus
-from azuraforge_platform.store import ExperimentStore
+from azuraforge_platform.store import ExperimentStatus, ExperimentStore
 
 
 def test_a_backlog_read_stops_at_what_was_stored_when_it_began(
@@ -137,3 +137,32 @@ def test_the_status_topic_fans_out_status_events_only(store: ExperimentStore) ->
         2,
     )
     assert message["payload"] == {"status": "running", "attempt": 1}
+
+
+def test_a_topic_notices_its_experiment_was_deleted_and_its_final_status(
+    store: ExperimentStore,
+) -> None:
+    finished = store.create(pipeline_id="alpha", config={})
+    store.transition(finished.id, "cancelled")
+    doomed = store.create(pipeline_id="alpha", config={})
+
+    async def scenario() -> None:
+        hub = LiveHub(EventService(store, InProcessEventBus()), poll_interval=0.05)
+        watching_finished = await hub.subscribe(finished.id)
+        watching_doomed = await hub.subscribe(doomed.id)
+        try:
+            # known from the topic's first read: a quiet socket need not ask the store
+            assert watching_finished.status is ExperimentStatus.cancelled
+            assert watching_doomed.status is ExperimentStatus.queued
+            assert not watching_doomed.gone
+            store.delete(doomed.id)
+            deadline = asyncio.get_running_loop().time() + 30
+            while not watching_doomed.gone:
+                assert asyncio.get_running_loop().time() < deadline, "the poll never noticed"
+                await asyncio.sleep(0.02)
+        finally:
+            watching_finished.close()
+            watching_doomed.close()
+            hub.close()
+
+    asyncio.run(scenario())
