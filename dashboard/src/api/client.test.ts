@@ -75,14 +75,21 @@ describe('responses', () => {
   it('builds the list query the API reads', () => {
     expect(
       experimentQueryParams({ pipeline: 'image_classifier', status: ['running', 'queued'], tags: ['a'], search: ' digits ', sort: 'name', descending: false, limit: 50, offset: 100 }),
-    ).toEqual({ pipeline_id: 'image_classifier', status: ['running', 'queued'], tag: ['a'], q: 'digits', sort: 'name', order: 'asc', limit: 50, offset: 100, with_total: true })
+    ).toEqual({ pipeline_id: 'image_classifier', status: ['running', 'queued'], tag: ['a'], q: 'digits', sort: 'name', order: 'asc', limit: 50, offset: 100, estimate_total: true })
   })
 
   it('sends the list request with repeated parameters', async () => {
     const calls = fakeFetch(() => ({ body: { items: [], next_cursor: null, total: 0, limit: 50 } }))
     const page = await api.experiments({ status: ['running', 'queued'], tags: ['x y'], limit: 50, offset: 0 })
-    expect(calls[0].url).toBe('/api/v1/experiments?status=running&status=queued&tag=x+y&limit=50&offset=0&with_total=true')
-    expect(page).toEqual({ items: [], total: 0, next_cursor: null, offset: 0, limit: 50 })
+    expect(calls[0].url).toBe('/api/v1/experiments?status=running&status=queued&tag=x+y&limit=50&offset=0&estimate_total=true')
+    expect(page).toEqual({ items: [], total: 0, total_exact: true, next_cursor: null, prev_cursor: null, offset: 0, limit: 50 })
+  })
+
+  it('pages by keyset cursor, with the estimated total', async () => {
+    const calls = fakeFetch(() => ({ body: { items: [], next_cursor: 'n3', prev_cursor: 'p1', estimated_total: 120_000, estimate_exact: false, total: null, limit: 50 } }))
+    const page = await api.experiments({ limit: 50, cursor: 'c2' })
+    expect(calls[0].url).toBe('/api/v1/experiments?limit=50&cursor=c2&estimate_total=true')
+    expect(page).toMatchObject({ total: 120_000, total_exact: false, next_cursor: 'n3', prev_cursor: 'p1' })
   })
 
   it('re-runs with only the changes the rerun route accepts', async () => {

@@ -285,9 +285,11 @@ export interface ExperimentQuery {
   descending?: boolean
   limit?: number
   offset?: number
+  /** A keyset cursor from a page's next_cursor or prev_cursor (not with offset). */
+  cursor?: string
 }
 
-/** The query string for GET /experiments. */
+/** The query string for GET /experiments (with an estimated total: fast at any size). */
 export function experimentQueryParams(q: ExperimentQuery): Query {
   return {
     pipeline_id: q.pipeline || undefined,
@@ -297,8 +299,9 @@ export function experimentQueryParams(q: ExperimentQuery): Query {
     sort: q.sort,
     order: q.descending === undefined ? undefined : q.descending ? 'desc' : 'asc',
     limit: q.limit,
+    cursor: q.cursor || undefined,
     offset: q.offset,
-    with_total: true,
+    estimate_total: true,
   }
 }
 
@@ -398,10 +401,14 @@ export const api = {
     })
     const rec = asRecord(data) ?? {}
     const items = listFrom<unknown>(data, 'experiments').map(normaliseExperiment)
+    const estimate = typeof rec.estimated_total === 'number' ? rec.estimated_total : null
     return {
       items,
-      total: typeof rec.total === 'number' ? rec.total : null,
+      // an exact count when the API sent one, else its estimate
+      total: typeof rec.total === 'number' ? rec.total : estimate,
+      total_exact: typeof rec.total === 'number' || (estimate !== null && rec.estimate_exact === true),
       next_cursor: typeof rec.next_cursor === 'string' ? rec.next_cursor : null,
+      prev_cursor: typeof rec.prev_cursor === 'string' ? rec.prev_cursor : null,
       offset: typeof rec.offset === 'number' ? rec.offset : (q.offset ?? null),
       limit: typeof rec.limit === 'number' ? rec.limit : (q.limit ?? items.length),
     }

@@ -101,8 +101,12 @@ export interface Experiment {
 
 export interface ExperimentPage {
   items: Experiment[]
+  /** How many match: exact, or an estimate when `total_exact` is false. */
   total: number | null
+  total_exact: boolean
   next_cursor: string | null
+  /** Where the page before this one starts; null on the first page. */
+  prev_cursor: string | null
   offset: number | null
   limit: number
 }

@@ -1,5 +1,6 @@
 // The experiments table's filter state, kept in the URL so a view can be shared and the
-// back button works.
+// back button works. Pages are keyset pages: `cursor` (from the API's next_cursor or
+// prev_cursor) says where a page starts, `page` only numbers it for the reader.
 import type { ExperimentQuery } from '../api/client'
 import { STATUSES } from '../api/types'
 
@@ -17,6 +18,8 @@ export interface ExperimentFilters {
   descending: boolean
   page: number
   pageSize: number
+  /** Where this page starts (a keyset cursor); '' on the first page. */
+  cursor: string
 }
 
 export const DEFAULT_FILTERS: ExperimentFilters = {
@@ -28,6 +31,7 @@ export const DEFAULT_FILTERS: ExperimentFilters = {
   descending: true,
   page: 1,
   pageSize: 50,
+  cursor: '',
 }
 
 /** "a, b  c" -> ["a", "b", "c"] (tags are single words or dashed names). */
@@ -48,6 +52,7 @@ export function filtersFromParams(params: URLSearchParams): ExperimentFilters {
     descending: params.get('order') !== 'asc',
     page: Number.isInteger(page) && page >= 1 ? page : 1,
     pageSize: (PAGE_SIZES as readonly number[]).includes(size) ? size : DEFAULT_FILTERS.pageSize,
+    cursor: params.get('cursor') ?? '',
   }
 }
 
@@ -62,6 +67,7 @@ export function filtersToParams(f: ExperimentFilters): URLSearchParams {
   if (!f.descending) p.set('order', 'asc')
   if (f.page > 1) p.set('page', String(f.page))
   if (f.pageSize !== DEFAULT_FILTERS.pageSize) p.set('size', String(f.pageSize))
+  if (f.page > 1 && f.cursor) p.set('cursor', f.cursor)
   return p
 }
 
@@ -74,17 +80,30 @@ export function toQuery(f: ExperimentFilters): ExperimentQuery {
     sort: f.sort,
     descending: f.descending,
     limit: f.pageSize,
-    offset: (f.page - 1) * f.pageSize,
+    // a page number without a cursor (an old link) still finds its page, by offset
+    cursor: f.page > 1 && f.cursor ? f.cursor : undefined,
+    offset: f.page > 1 && !f.cursor ? (f.page - 1) * f.pageSize : undefined,
   }
 }
 
 /** Clicking a column header: same column flips the order, another column sorts by it. */
 export function toggleSort(f: ExperimentFilters, field: SortField): ExperimentFilters {
-  if (f.sort === field) return { ...f, descending: !f.descending, page: 1 }
-  return { ...f, sort: field, descending: field === 'created_at', page: 1 }
+  if (f.sort === field) return { ...f, descending: !f.descending, page: 1, cursor: '' }
+  return { ...f, sort: field, descending: field === 'created_at', page: 1, cursor: '' }
+}
+
+/** Other filters: back to the first page (a cursor belongs to one filter and sort). */
+export function refilter(f: ExperimentFilters, changes: Partial<ExperimentFilters>): ExperimentFilters {
+  return { ...f, ...changes, page: 1, cursor: '' }
 }
 
 export function pageCount(total: number | null, pageSize: number): number | null {
   if (total === null) return null
   return Math.max(1, Math.ceil(total / pageSize))
+}
+
+/** "1,234 experiments", or "about 120,000 experiments" for an estimate. */
+export function describeTotal(total: number, exact: boolean): string {
+  const noun = total === 1 && exact ? 'experiment' : 'experiments'
+  return `${exact ? '' : 'about '}${total.toLocaleString('en-US')} ${noun}`
 }

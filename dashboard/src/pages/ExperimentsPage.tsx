@@ -1,26 +1,36 @@
-import { useEffect, useMemo, useRef, useState } from 'react'
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react'
 import { Link, useNavigate, useSearchParams } from 'react-router'
 import { api } from '../api/client'
+import type { SocketFactory } from '../api/socket'
+import type { StatusChange } from '../api/statusSocket'
 import { STATUSES, type ExperimentPage } from '../api/types'
 import { ErrorBanner, StatusBadge } from '../components/common'
 import { usePermissions } from '../lib/auth'
 import { formatDate } from '../lib/format'
 import {
+  describeTotal,
   filtersFromParams,
   filtersToParams,
   PAGE_SIZES,
   pageCount,
   parseTags,
+  refilter,
   toggleSort,
   toQuery,
   type ExperimentFilters,
   type SortField,
 } from '../lib/filters'
 import { useAsync, useInterval } from '../lib/hooks'
+import { needsRefetch, useStatusStream, withChanges } from '../lib/liveTable'
 
-const POLL_MS = 2000
+/** While the status stream is down, the page is refetched this often instead. */
+export const FALLBACK_POLL_MS = 30_000
+/** A burst of changes that add or remove rows costs one refetch, this long after the first. */
+export const REFETCH_DEBOUNCE_MS = 1000
+/** Pushed changes remembered (newest kept) to lay over pages fetched meanwhile. */
+const REMEMBERED_CHANGES = 2000
 
-export function ExperimentsPage() {
+export function ExperimentsPage({ socketFactory }: { socketFactory?: SocketFactory } = {}) {
   const [params, setParams] = useSearchParams()
   const navigate = useNavigate()
   const filters = useMemo(() => filtersFromParams(params), [params])
@@ -40,30 +50,64 @@ export function ExperimentsPage() {
   useEffect(() => {
     document.title = 'Experiments · AzuraForge'
   }, [])
+  // Live status, pushed: rows change in place; a change that may add or remove rows (a new
+  // run, a status the table filters by) refetches the page, debounced. Each (re)subscription
+  // refetches too (changes before it were not pushed), and while the stream is down the page
+  // is polled slowly instead.
+  const latest = useRef(new Map<string, StatusChange>())
+  const { reload } = list
+  const refetchTimer = useRef<ReturnType<typeof setTimeout> | null>(null)
+  const scheduleRefetch = useCallback(() => {
+    if (refetchTimer.current !== null) return // the refetch already planned comes after this change
+    refetchTimer.current = setTimeout(() => {
+      refetchTimer.current = null
+      reload()
+    }, REFETCH_DEBOUNCE_MS)
+  }, [reload])
+  useEffect(
+    () => () => {
+      if (refetchTimer.current !== null) clearTimeout(refetchTimer.current)
+    },
+    [],
+  )
   useEffect(() => {
     if (!list.data) return
-    setPage(list.data)
+    setPage(withChanges(list.data, latest.current))
     for (const e of list.data.items) owners.current.set(e.id, e.owner)
   }, [list.data])
-  // Live status: refresh the current page quietly while it shows anything not finished, and
-  // every few polls otherwise (new experiments from elsewhere).
-  const [ticks, setTicks] = useState(0)
-  const active = page?.items.some((e) => !['succeeded', 'failed', 'cancelled'].includes(e.status)) ?? false
-  useInterval(() => {
-    setTicks((t) => t + 1)
-    if (active || ticks % 3 === 0) list.reload()
-  }, POLL_MS)
+  const current = useRef({ page, filters })
+  current.current = { page, filters }
+  const connection = useStatusStream(
+    {
+      onChange: (change) => {
+        const known = latest.current.get(change.id)
+        if (known && known.seq >= change.seq) return
+        latest.current.delete(change.id) // re-inserted last: the map forgets the oldest first
+        latest.current.set(change.id, change)
+        if (latest.current.size > REMEMBERED_CHANGES) latest.current.delete(latest.current.keys().next().value!)
+        const shown = current.current.page?.items.some((e) => e.id === change.id) ?? false
+        if (shown) setPage((old) => old && withChanges(old, new Map([[change.id, change]])))
+        if (needsRefetch(change, shown, current.current.filters, !current.current.page?.prev_cursor)) scheduleRefetch()
+      },
+      onSubscribed: reload,
+    },
+    socketFactory,
+  )
+  useInterval(reload, FALLBACK_POLL_MS, connection !== 'open')
 
   // Debounce the search box into the URL.
   useEffect(() => {
     if (searchText === filters.search) return
-    const id = setTimeout(() => setFilters({ ...filters, search: searchText, page: 1 }), 300)
+    const id = setTimeout(() => setFilters(refilter(filters, { search: searchText })), 300)
     return () => clearTimeout(id)
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [searchText])
 
   const items = page?.items ?? []
   const pages = pageCount(page?.total ?? null, filters.pageSize)
+  const pageNumber = page && !page.prev_cursor ? 1 : filters.page
+  const goTo = (cursor: string | null, number: number) =>
+    setFilters(number <= 1 || !cursor ? { ...filters, page: 1, cursor: '' } : { ...filters, page: number, cursor })
   const toggle = (id: string) =>
     setSelected((old) => {
       const next = new Set(old)
@@ -120,7 +164,7 @@ export function ExperimentsPage() {
         </div>
         <div className="field">
           <label htmlFor="f-pipeline">Pipeline</label>
-          <select id="f-pipeline" data-testid="filter-pipeline" value={filters.pipeline} onChange={(e) => setFilters({ ...filters, pipeline: e.target.value, page: 1 })}>
+          <select id="f-pipeline" data-testid="filter-pipeline" value={filters.pipeline} onChange={(e) => setFilters(refilter(filters, { pipeline: e.target.value }))}>
             <option value="">all</option>
             {(pipelines.data ?? []).map((p) => (
               <option key={p.id} value={p.id}>
@@ -131,7 +175,7 @@ export function ExperimentsPage() {
         </div>
         <div className="field">
           <label htmlFor="f-status">Status</label>
-          <select id="f-status" data-testid="filter-status" value={filters.status[0] ?? ''} onChange={(e) => setFilters({ ...filters, status: e.target.value ? [e.target.value] : [], page: 1 })}>
+          <select id="f-status" data-testid="filter-status" value={filters.status[0] ?? ''} onChange={(e) => setFilters(refilter(filters, { status: e.target.value ? [e.target.value] : [] }))}>
             <option value="">any</option>
             {STATUSES.map((s) => (
               <option key={s} value={s}>
@@ -149,9 +193,9 @@ export function ExperimentsPage() {
             placeholder="all of: a, b"
             value={tagText}
             onChange={(e) => setTagText(e.target.value)}
-            onBlur={() => setFilters({ ...filters, tags: parseTags(tagText), page: 1 })}
+            onBlur={() => setFilters(refilter(filters, { tags: parseTags(tagText) }))}
             onKeyDown={(e) => {
-              if (e.key === 'Enter') setFilters({ ...filters, tags: parseTags(tagText), page: 1 })
+              if (e.key === 'Enter') setFilters(refilter(filters, { tags: parseTags(tagText) }))
             }}
           />
         </div>
@@ -159,9 +203,14 @@ export function ExperimentsPage() {
 
       <div className="toolbar">
         <span className="muted" data-testid="result-count">
-          {page?.total != null
-            ? `${page.total.toLocaleString('en-US')} experiment${page.total === 1 ? '' : 's'}`
-            : `${items.length} shown`}
+          {page?.total != null ? describeTotal(page.total, page.total_exact) : `${items.length} shown`}
+        </span>
+        <span
+          className={`conn conn-${connection}`}
+          data-testid="table-connection"
+          title={connection === 'open' ? 'status changes arrive as they happen' : 'the live stream is down: refreshed every 30 s'}
+        >
+          {connection === 'open' ? '● live' : '○ every 30 s'}
         </span>
         <span className="muted">{selected.size ? `${selected.size} selected` : ''}</span>
         <button
@@ -244,7 +293,7 @@ export function ExperimentsPage() {
                 </td>
                 <td>
                   {e.tags.map((t) => (
-                    <button key={t} type="button" className="chip chip-button" onClick={() => { setTagText(t); setFilters({ ...filters, tags: [t], page: 1 }) }}>
+                    <button key={t} type="button" className="chip chip-button" onClick={() => { setTagText(t); setFilters(refilter(filters, { tags: [t] })) }}>
                       {t}
                     </button>
                   ))}
@@ -270,25 +319,19 @@ export function ExperimentsPage() {
       </div>
 
       <div className="pager" aria-label="pagination">
-        <button type="button" className="btn" disabled={filters.page <= 1} onClick={() => setFilters({ ...filters, page: filters.page - 1 })} data-testid="prev-page">
+        <button type="button" className="btn" disabled={!page?.prev_cursor} onClick={() => goTo(page?.prev_cursor ?? null, pageNumber - 1)} data-testid="prev-page">
           ← Previous
         </button>
         <span data-testid="page-info">
-          Page {filters.page}
-          {pages ? ` of ${pages}` : ''}
+          Page {pageNumber.toLocaleString('en-US')}
+          {pages ? ` of ${page?.total_exact ? '' : 'about '}${Math.max(pages, pageNumber).toLocaleString('en-US')}` : ''}
         </span>
-        <button
-          type="button"
-          className="btn"
-          disabled={pages ? filters.page >= pages : items.length < filters.pageSize}
-          onClick={() => setFilters({ ...filters, page: filters.page + 1 })}
-          data-testid="next-page"
-        >
+        <button type="button" className="btn" disabled={!page?.next_cursor} onClick={() => goTo(page?.next_cursor ?? null, pageNumber + 1)} data-testid="next-page">
           Next →
         </button>
         <label className="muted small">
           Rows{' '}
-          <select value={filters.pageSize} onChange={(e) => setFilters({ ...filters, pageSize: Number(e.target.value), page: 1 })}>
+          <select value={filters.pageSize} onChange={(e) => setFilters(refilter(filters, { pageSize: Number(e.target.value) }))}>
             {PAGE_SIZES.map((n) => (
               <option key={n}>{n}</option>
             ))}

@@ -105,6 +105,23 @@ def test_quiet_stream_polls_the_store(bus: EventBus, store: ExperimentStore) -> 
     assert event is not None and event.type == "unpublished"
 
 
+def test_status_events_also_reach_the_status_topic(bus: EventBus, store: ExperimentStore) -> None:
+    first = store.create(pipeline_id="p", config={})
+    second = store.create(pipeline_id="p", config={})
+    service = EventService(store, bus)
+    with bus.subscribe_status() as statuses, bus.subscribe(first.id) as own:
+        service.emit(first.id, "metrics", {"loss": 1.0})
+        running = service.emit(first.id, "status", {"status": "running"})
+        service.emit_many(second.id, [("log", {}), ("status", {"status": "failed", "error": "x"})])
+        got = [statuses.get(timeout=5), statuses.get(timeout=5)]
+        assert statuses.get(timeout=0.2) is None  # only status events, nothing else
+        # the experiment's own topic still gets its status event too
+        assert [own.get(timeout=5), own.get(timeout=5)][1] == running
+    assert got[0] == running
+    assert got[1] is not None and got[1].experiment_id == second.id
+    assert (got[1].seq, got[1].payload) == (2, {"status": "failed", "error": "x"})
+
+
 def test_make_bus_picks_mode() -> None:
     assert isinstance(make_bus(None), InProcessEventBus)
     assert isinstance(make_bus("redis://127.0.0.1:6379/0"), RedisEventBus)

@@ -185,6 +185,59 @@ def test_keyset_and_offset_pagination(store: ExperimentStore) -> None:
         store.list_experiments(sort="config")
 
 
+@pytest.mark.parametrize(
+    ("sort", "descending", "search"),
+    [("created_at", True, None), ("name", False, None), ("created_at", True, "Run")],
+)
+def test_keyset_pages_go_back_the_way_they_came(
+    store: ExperimentStore, sort: str, descending: bool, search: str | None
+) -> None:
+    _make_many(store)
+    order = {"sort": sort, "descending": descending, "search": search}
+    forward: list[list[str]] = []
+    cursor = None
+    while True:
+        page = store.list_experiments(limit=6, cursor=cursor, **order)  # type: ignore[arg-type]
+        forward.append([e.id for e in page.items])
+        assert (page.prev_cursor is None) == (cursor is None)
+        if (cursor := page.next_cursor) is None:
+            break
+    assert [len(p) for p in forward] == [6, 6, 6, 6, 1]
+    backward = [forward[-1]]
+    cursor = page.prev_cursor
+    while cursor is not None:
+        page = store.list_experiments(limit=6, cursor=cursor, **order)  # type: ignore[arg-type]
+        backward.insert(0, [e.id for e in page.items])
+        assert page.next_cursor is not None  # the way forward again
+        cursor = page.prev_cursor
+    assert backward == forward
+    # back from page 2 after two rows of page 1 went: the first page, full, not a short one
+    second = store.list_experiments(limit=6, **order).next_cursor  # type: ignore[arg-type]
+    assert second is not None
+    page_two = store.list_experiments(limit=6, cursor=second, **order)  # type: ignore[arg-type]
+    for gone in forward[0][:2]:
+        store.delete(gone)
+    first = store.list_experiments(limit=6, cursor=page_two.prev_cursor, **order)  # type: ignore[arg-type]
+    assert [e.id for e in first.items] == forward[0][2:] + forward[1][:2]
+    assert first.prev_cursor is None
+
+
+def test_estimated_totals(store: ExperimentStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    _make_many(store)
+    page = store.list_experiments(limit=5, estimate_total=True)
+    assert (page.estimated_total, page.estimate_exact, page.total) == (25, True, None)
+    odd = store.list_experiments(limit=5, tags="odd", search="Run 1", estimate_total=True)
+    assert (odd.estimated_total, odd.estimate_exact) == (5, True)  # 11, 13, 15, 17, 19
+    # past the exact count, PostgreSQL asks the planner; SQLite still counts
+    monkeypatch.setattr(store, "EXACT_COUNT_UP_TO", 10)
+    page = store.list_experiments(limit=5, estimate_total=True)
+    if store.dialect == "postgresql":
+        assert page.estimate_exact is False and page.estimated_total is not None
+        assert page.estimated_total > 10
+    else:
+        assert (page.estimated_total, page.estimate_exact) == (25, True)
+
+
 def test_concurrent_claim_threads(store: ExperimentStore) -> None:
     exp = store.create(pipeline_id="p", config={})
     barrier = threading.Barrier(6)

@@ -74,6 +74,29 @@ def test_filters_search_sort_and_pages(api_db: TestClient) -> None:
     assert api_db.get(f"{API}/experiments", params={"limit": 0}).status_code == 422
 
 
+def test_pages_back_and_forth_with_an_estimated_total(api_db: TestClient) -> None:
+    store = api_db.app.state.services.store  # type: ignore[attr-defined]
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for i in range(12):
+        store.create(pipeline_id="alpha", config={}, name=f"run {i:02d}",
+                     created_at=start + timedelta(hours=i))  # fmt: skip
+    params = {"limit": 5, "estimate_total": "true"}
+    first = api_db.get(f"{API}/experiments", params=params).json()
+    assert (first["estimated_total"], first["estimate_exact"]) == (12, True)
+    assert first["prev_cursor"] is None and first["total"] is None
+    second = api_db.get(
+        f"{API}/experiments", params={**params, "cursor": first["next_cursor"]}
+    ).json()
+    assert [r["name"] for r in second["items"]] == [f"run {i:02d}" for i in range(6, 1, -1)]
+    back = api_db.get(f"{API}/experiments", params={**params, "cursor": second["prev_cursor"]})
+    assert back.json()["items"] == first["items"] and back.json()["prev_cursor"] is None
+    # a cursor from another sort order is refused, whichever way it points
+    wrong = api_db.get(
+        f"{API}/experiments", params={"cursor": second["prev_cursor"], "sort": "name"}
+    )
+    assert wrong.status_code == 400 and "different sort" in wrong.json()["error"]["message"]
+
+
 def test_metrics_downsampling_keeps_peaks_on_both_backends(api_db: TestClient) -> None:
     from azuraforge_platform.store import MetricValue
 

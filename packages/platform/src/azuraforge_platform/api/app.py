@@ -101,7 +101,11 @@ def create_app(
         title="AzuraForge",
         version=__version__,
         description="Run, watch and compare machine-learning experiments. Every error answers "
-        '`{"error": {"code", "message", "fields": [{"path", "message"}]}}`.',
+        '`{"error": {"code", "message", "fields": [{"path", "message"}]}}`. '
+        "Two WebSockets, which this document cannot describe, stream live events: "
+        "`WS /api/v1/experiments/{id}/events?after=SEQ` (one experiment's events, backlog "
+        "then live) and `WS /api/v1/events/status` (every experiment's status changes, for "
+        "tables); both need a credential (see docs/live-updates.md in the repository).",
         # served below, behind authentication like every other route
         openapi_url=None,
         docs_url=None,

@@ -1,5 +1,12 @@
-"""Live events for WebSockets: one bus subscription per experiment per API process, fanned
-out to any number of asyncio clients (a thread per client would not scale to hundreds)."""
+"""Live events for WebSockets: one bus subscription per topic per API process, fanned out to
+any number of asyncio clients (a thread per client would not scale to hundreds).
+
+Topics are an experiment's events, and the status topic (every experiment's status events,
+for tables of experiments). An experiment's topic also owns the store poll that catches
+events whose publish never happened: when the topic was quiet for `poll_interval`, it reads
+the experiment once and, only if the store is ahead of what the topic saw, the missing
+events, and hands them to every client like live ones. A thousand quiet sockets on one
+experiment cost one read per interval, not a thousand."""
 
 from __future__ import annotations
 
@@ -9,14 +16,20 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
 
 from starlette.concurrency import run_in_threadpool
 
 from azuraforge_platform.events import EventService, Subscription
 from azuraforge_platform.events.service import StreamCursor
-from azuraforge_platform.store import EventRecord, ExperimentStore
+from azuraforge_platform.store import (
+    EventRecord,
+    ExperimentNotFoundError,
+    ExperimentStatus,
+    ExperimentStore,
+)
 
-__all__ = ["AsyncEventStream", "LiveHub", "LiveSubscription"]
+__all__ = ["AsyncEventStream", "LiveHub", "LiveSubscription", "status_message"]
 
 log = logging.getLogger(__name__)
 
@@ -24,98 +37,239 @@ log = logging.getLogger(__name__)
 Delivery = tuple[EventRecord, str]
 _Listener = tuple[asyncio.AbstractEventLoop, "asyncio.Queue[Delivery]"]
 
+FINAL = frozenset({ExperimentStatus.succeeded, ExperimentStatus.failed, ExperimentStatus.cancelled})
 
-def _deliver(queues: list[asyncio.Queue[Delivery]], delivery: Delivery) -> None:
+
+def _event_json(event: EventRecord) -> str:
+    return json.dumps(event.to_dict())
+
+
+def status_message(event: EventRecord) -> str:
+    """A status event as the status stream sends it: the experiment's id and new status on
+    top (all a table needs), the seq to drop stale ones, the payload for the rest."""
+    return json.dumps(
+        {
+            "type": "status",
+            "id": event.experiment_id,
+            "status": event.payload.get("status"),
+            "seq": event.seq,
+            "time": event.time.isoformat(),
+            "payload": event.payload,
+        }
+    )
+
+
+def _deliver(queues: list[asyncio.Queue[Delivery]], deliveries: Sequence[Delivery]) -> None:
     for queue in queues:
-        queue.put_nowait(delivery)
+        for delivery in deliveries:
+            queue.put_nowait(delivery)
 
 
 class _Topic:
-    """The subscription thread of one experiment: bus -> every registered asyncio queue."""
+    """The subscription thread of one topic: bus -> every registered asyncio queue."""
 
-    def __init__(self, events: EventService, experiment_id: str) -> None:
-        self.events = events
-        self.experiment_id = experiment_id
+    poll_interval: float | None = None  # a topic with a store behind it polls when quiet
+
+    def __init__(
+        self,
+        name: str,
+        subscribe: Callable[[], Subscription],
+        render: Callable[[EventRecord], str] = _event_json,
+    ) -> None:
+        self.name = name
+        self._subscribe = subscribe
+        self._render = render
         self.listeners: set[_Listener] = set()
         self.ready = threading.Event()
         self.error: BaseException | None = None
         self.stopping = threading.Event()
         self.lock = threading.Lock()
-        self.thread = threading.Thread(
-            target=self._run, name=f"azf-live-{experiment_id[:8]}", daemon=True
-        )
+        self.thread = threading.Thread(target=self._run, name=f"azf-live-{name[:8]}", daemon=True)
+
+    def start(self) -> _Topic:
         self.thread.start()
+        return self
+
+    def _started(self) -> None:
+        """Runs once, after the first subscription is active (before any client is told)."""
+
+    def _seen(self, event: EventRecord) -> None:
+        """Every event the bus delivered."""
+
+    def _poll(self) -> None:
+        """The topic was quiet for `poll_interval`."""
 
     def _run(self) -> None:
         first = True
         while not self.stopping.is_set():
             try:
-                subscription = self.events.bus.subscribe(self.experiment_id)
+                subscription = self._subscribe()
             except BaseException as exc:
                 if first:  # reported to the waiting clients
                     self.error = exc
                     self.ready.set()
                     return
-                log.warning("re-subscribing to %s failed: %s", self.experiment_id, exc)
+                log.warning("re-subscribing to %s failed: %s", self.name, exc)
                 self.stopping.wait(1.0)
                 continue
-            first = False
-            self.ready.set()
             try:
-                self._forward(subscription)
+                if first:
+                    try:
+                        self._started()
+                    except BaseException as exc:
+                        self.error = exc
+                        self.ready.set()
+                        return
+                    self.ready.set()
+                # after a broken subscription, look at once for what was published meanwhile
+                self._forward(subscription, poll_now=not first)
             except Exception as exc:
                 # Clients keep receiving from the store (gap fill and polling) meanwhile.
                 if not self.stopping.is_set():
                     log.warning("live subscription to %s broke (%s); re-subscribing",
-                                self.experiment_id, exc)  # fmt: skip
+                                self.name, exc)  # fmt: skip
                     self.stopping.wait(0.2)
             finally:
+                first = False
                 with contextlib.suppress(Exception):
                     subscription.close()
 
-    def _forward(self, subscription: Subscription) -> None:
+    def _forward(self, subscription: Subscription, *, poll_now: bool) -> None:
+        interval = self.poll_interval
+        last_activity = 0.0 if poll_now else time.monotonic()
         while not self.stopping.is_set():
-            event = subscription.get(timeout=0.5)
-            if event is None:
-                continue
-            delivery = (event, json.dumps(event.to_dict()))
-            by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Queue[Delivery]]] = {}
-            with self.lock:
-                for loop, queue in self.listeners:
-                    by_loop.setdefault(loop, []).append(queue)
-            # one wake-up per event loop, not one per client
-            for loop, queues in by_loop.items():
-                with contextlib.suppress(RuntimeError):  # that loop has closed
-                    loop.call_soon_threadsafe(_deliver, queues, delivery)
+            wait = 0.5
+            if interval is not None:
+                wait = min(wait, max(0.0, last_activity + interval - time.monotonic()))
+            event = subscription.get(timeout=wait)
+            if event is not None:
+                last_activity = time.monotonic()
+                self._seen(event)
+                self.broadcast([event])
+            elif interval is not None and time.monotonic() - last_activity >= interval:
+                self._poll()
+                last_activity = time.monotonic()
+
+    def broadcast(self, events: Sequence[EventRecord]) -> None:
+        """Hands `events` to every client registered now. Callers read from the store BEFORE
+        calling this: a client that registers after this snapshot reads its backlog later,
+        so whatever was stored before the read reaches it that way."""
+        if not events:
+            return
+        deliveries = [(e, self._render(e)) for e in events]
+        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Queue[Delivery]]] = {}
+        with self.lock:
+            for loop, queue in self.listeners:
+                by_loop.setdefault(loop, []).append(queue)
+        # one wake-up per event loop, not one per client
+        for loop, queues in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # that loop has closed
+                loop.call_soon_threadsafe(_deliver, queues, deliveries)
+
+
+class _ExperimentTopic(_Topic):
+    """One experiment's events, and the one store poll its clients share: what the store
+    holds past the highest seq this topic saw is read and handed out when the bus was quiet.
+
+    Seqs commit in order and are published after their commit, so everything up to
+    `known_seq` was stored before the topic saw it: a client's own backlog read (done after
+    it registers) covers it. Past `known_seq`, a client gets each event from the bus or this
+    poll; a live event that skips ahead makes the client read the gap itself."""
+
+    def __init__(self, events: EventService, experiment_id: str, poll_interval: float) -> None:
+        super().__init__(experiment_id, lambda: events.bus.subscribe(experiment_id))
+        self.store = events.store
+        self.experiment_id = experiment_id
+        self.poll_interval = poll_interval
+        self.known_seq = 0
+        self.status: ExperimentStatus | None = None  # as of the last poll or status event
+        self.gone = False  # deleted while clients watched
+        self.polls = 0
+
+    def _note_status(self, status: ExperimentStatus) -> None:
+        if self.status not in FINAL:  # final states never change: an old read cannot undo one
+            self.status = status
+
+    def _started(self) -> None:
+        # after subscribing: nothing stored later can be missed
+        record = self.store.get(self.experiment_id)
+        self.known_seq = record.last_event_seq
+        self._note_status(record.status)
+
+    def _seen(self, event: EventRecord) -> None:
+        self.known_seq = max(self.known_seq, event.seq)
+        if event.type == "status":
+            with contextlib.suppress(ValueError):
+                self._note_status(ExperimentStatus(str(event.payload.get("status"))))
+
+    def _poll(self) -> None:
+        self.polls += 1
+        try:
+            record = self.store.get(self.experiment_id)
+            while record.last_event_seq > self.known_seq:  # stored, but never published
+                batch = self.store.events_after(
+                    self.experiment_id, self.known_seq, limit=StreamCursor.READ_LIMIT
+                )
+                if not batch:
+                    break
+                for event in batch:
+                    self._seen(event)
+                self.broadcast(batch)
+                if len(batch) < StreamCursor.READ_LIMIT:
+                    break
+            self._note_status(record.status)
+        except ExperimentNotFoundError:
+            self.gone = True
+        except Exception as exc:  # the store is down: clients wait, the next poll retries
+            log.warning("polling the events of %s failed: %s", self.experiment_id, exc)
 
 
 class LiveSubscription:
-    def __init__(self, hub: LiveHub, topic: _Topic, listener: _Listener) -> None:
+    def __init__(self, hub: LiveHub, key: str | None, topic: _Topic, listener: _Listener) -> None:
         self._hub = hub
+        self._key = key
         self._topic = topic
         self._listener = listener
         self.queue = listener[1]
 
+    @property
+    def status(self) -> ExperimentStatus | None:
+        """The experiment's status as its topic last saw it (None for the status topic)."""
+        return self._topic.status if isinstance(self._topic, _ExperimentTopic) else None
+
+    @property
+    def gone(self) -> bool:
+        """The experiment was deleted while this subscription was open."""
+        return isinstance(self._topic, _ExperimentTopic) and self._topic.gone
+
     def close(self) -> None:
-        self._hub._remove(self._topic, self._listener)
+        self._hub._remove(self._key, self._topic, self._listener)
 
 
 class LiveHub:
-    def __init__(self, events: EventService) -> None:
+    """The API process's topics: one per watched experiment, and the status topic (key
+    None). A topic lives while it has clients."""
+
+    def __init__(self, events: EventService, *, poll_interval: float = 2.0) -> None:
         self.events = events
-        self._topics: dict[str, _Topic] = {}
+        self.poll_interval = poll_interval
+        self._topics: dict[str | None, _Topic] = {}
         self._lock = threading.Lock()
 
-    async def subscribe(self, experiment_id: str) -> LiveSubscription:
-        """Returns once the bus subscription is active: nothing published later is missed."""
+    def _topic(self, key: str | None) -> _Topic:
+        if key is None:
+            return _Topic("status", self.events.bus.subscribe_status, status_message)
+        return _ExperimentTopic(self.events, key, self.poll_interval)
+
+    async def _subscribe(self, key: str | None) -> LiveSubscription:
         listener: _Listener = (asyncio.get_running_loop(), asyncio.Queue())
         with self._lock:
-            topic = self._topics.get(experiment_id)
+            topic = self._topics.get(key)
             if topic is None or topic.stopping.is_set():
-                topic = self._topics[experiment_id] = _Topic(self.events, experiment_id)
+                topic = self._topics[key] = self._topic(key).start()
             with topic.lock:
                 topic.listeners.add(listener)
-        subscription = LiveSubscription(self, topic, listener)
+        subscription = LiveSubscription(self, key, topic, listener)
         if not topic.ready.is_set():
             await run_in_threadpool(topic.ready.wait, 30.0)
         if topic.error is not None or not topic.ready.is_set():
@@ -123,13 +277,21 @@ class LiveHub:
             raise ConnectionError(f"cannot subscribe to live events: {topic.error}")
         return subscription
 
-    def _remove(self, topic: _Topic, listener: _Listener) -> None:
+    async def subscribe(self, experiment_id: str) -> LiveSubscription:
+        """Returns once the bus subscription is active: nothing published later is missed."""
+        return await self._subscribe(experiment_id)
+
+    async def subscribe_status(self) -> LiveSubscription:
+        """Every experiment's status events from now on (their JSON is `status_message`)."""
+        return await self._subscribe(None)
+
+    def _remove(self, key: str | None, topic: _Topic, listener: _Listener) -> None:
         with self._lock, topic.lock:
             topic.listeners.discard(listener)
             if not topic.listeners:
                 topic.stopping.set()
-                if self._topics.get(topic.experiment_id) is topic:
-                    del self._topics[topic.experiment_id]
+                if self._topics.get(key) is topic:
+                    del self._topics[key]
 
     def close(self) -> None:
         with self._lock:
@@ -143,8 +305,9 @@ class LiveHub:
 
 class AsyncEventStream:
     """`EventStream` for asyncio: the stored backlog after `after`, then live events, each
-    exactly once and in seq order (gaps are filled from the store, which commits seqs in
-    order; a quiet stream re-reads the store every `poll_interval`)."""
+    exactly once and in seq order. Gaps are filled from the store (which commits seqs in
+    order); events whose publish never happened come from the topic's shared poll, so a
+    quiet stream reads nothing itself."""
 
     def __init__(
         self,
@@ -152,14 +315,11 @@ class AsyncEventStream:
         subscription: LiveSubscription,
         experiment_id: str,
         after: int,
-        *,
-        poll_interval: float = 2.0,
     ) -> None:
         self._store = store
         self._subscription = subscription
         self.experiment_id = experiment_id
         self._state: StreamCursor[Delivery] = StreamCursor(after)
-        self._poll_interval = poll_interval
 
     @property
     def last_seq(self) -> int:
@@ -179,7 +339,7 @@ class AsyncEventStream:
                 state.cursor,
                 limit=state.READ_LIMIT,
             ),
-            lambda e: (e, json.dumps(e.to_dict())),
+            lambda e: (e, _event_json(e)),
         ):
             pass
 
@@ -200,17 +360,13 @@ class AsyncEventStream:
             await self._offer(queue.get_nowait())
         deadline = time.monotonic() + timeout
         while not state.pending:
-            now = time.monotonic()
-            if now >= deadline:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 return None
-            if now - state.last_poll >= self._poll_interval:
-                await self.fill()
-                continue
-            wait = min(state.last_poll + self._poll_interval, deadline) - now
             try:
-                delivery = await asyncio.wait_for(queue.get(), max(wait, 0.001))
+                delivery = await asyncio.wait_for(queue.get(), remaining)
             except TimeoutError:
-                continue
+                return None
             await self._offer(delivery)
         return state.pending.popleft()
 

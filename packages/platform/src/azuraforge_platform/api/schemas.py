@@ -177,6 +177,9 @@ class ExperimentSummary(Schema):
     summary: dict[str, Any] | None
     parent_id: str | None
     owner: str | None = Field(default=None, description="The username that submitted it.")
+    last_event_seq: int = Field(
+        description="Seq of its latest event: a live status event at or below it is stale."
+    )
 
 
 class ExperimentPublic(ExperimentSummary):
@@ -184,13 +187,23 @@ class ExperimentPublic(ExperimentSummary):
     heartbeat_at: datetime | None
     worker: str | None
     traceback: str | None
-    last_event_seq: int
 
 
 class ExperimentList(Schema):
     items: list[ExperimentSummary]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+    prev_cursor: str | None = Field(
+        default=None, description="Pass as `cursor` for the previous page (None on the first)."
+    )
     total: int | None = Field(description="Matching rows (only with `with_total=true`).")
+    estimated_total: int | None = Field(
+        default=None,
+        description="About how many rows match (only with `estimate_total=true`): exact up to "
+        "10,000, the query planner's estimate beyond that on PostgreSQL.",
+    )
+    estimate_exact: bool | None = Field(
+        default=None, description="Whether `estimated_total` is an exact count."
+    )
     limit: int
 
 

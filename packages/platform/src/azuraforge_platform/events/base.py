@@ -33,8 +33,9 @@ class Subscription(ABC):
 
 
 class EventBus(ABC):
-    """Publish/subscribe per experiment. Publishing never persists: events reach the bus only
-    after the store gave them their `seq` (see `EventService`)."""
+    """Publish/subscribe per experiment, plus one topic that carries every experiment's
+    status events (for lists of experiments). Publishing never persists: events reach the bus
+    only after the store gave them their `seq` (see `EventService`)."""
 
     @abstractmethod
     def publish(self, event: EventRecord) -> None: ...
@@ -42,6 +43,14 @@ class EventBus(ABC):
     @abstractmethod
     def subscribe(self, experiment_id: str) -> Subscription:
         """Returns once the subscription is active: nothing published afterwards is missed."""
+
+    @abstractmethod
+    def publish_status(self, event: EventRecord) -> None:
+        """Publish a status event (already published per experiment) on the status topic."""
+
+    @abstractmethod
+    def subscribe_status(self) -> Subscription:
+        """The status events of all experiments, from the moment this returns."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

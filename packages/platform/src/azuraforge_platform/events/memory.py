@@ -11,11 +11,15 @@ from azuraforge_platform.store import EventRecord
 
 __all__ = ["InProcessEventBus"]
 
+# Topics are experiment ids, or this key for the status topic (a tuple: no id can equal it).
+_STATUS_TOPIC = ("status",)
+_Topic = str | tuple[str]
+
 
 class _QueueSubscription(Subscription):
-    def __init__(self, bus: InProcessEventBus, experiment_id: str) -> None:
+    def __init__(self, bus: InProcessEventBus, topic: _Topic) -> None:
         self._bus = bus
-        self.experiment_id = experiment_id
+        self.topic = topic
         self.queue: queue.SimpleQueue[EventRecord] = queue.SimpleQueue()
 
     def get(self, timeout: float | None = None) -> EventRecord | None:
@@ -31,24 +35,36 @@ class _QueueSubscription(Subscription):
 class InProcessEventBus(EventBus):
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._subscribers: defaultdict[str, set[_QueueSubscription]] = defaultdict(set)
+        self._subscribers: defaultdict[_Topic, set[_QueueSubscription]] = defaultdict(set)
 
-    def publish(self, event: EventRecord) -> None:
+    def _publish(self, topic: _Topic, event: EventRecord) -> None:
         with self._lock:
-            targets = list(self._subscribers.get(event.experiment_id, ()))
+            targets = list(self._subscribers.get(topic, ()))
         for sub in targets:
             sub.queue.put(event)
 
-    def subscribe(self, experiment_id: str) -> Subscription:
-        sub = _QueueSubscription(self, experiment_id)
+    def _subscribe(self, topic: _Topic) -> Subscription:
+        sub = _QueueSubscription(self, topic)
         with self._lock:
-            self._subscribers[experiment_id].add(sub)
+            self._subscribers[topic].add(sub)
         return sub
+
+    def publish(self, event: EventRecord) -> None:
+        self._publish(event.experiment_id, event)
+
+    def subscribe(self, experiment_id: str) -> Subscription:
+        return self._subscribe(experiment_id)
+
+    def publish_status(self, event: EventRecord) -> None:
+        self._publish(_STATUS_TOPIC, event)
+
+    def subscribe_status(self) -> Subscription:
+        return self._subscribe(_STATUS_TOPIC)
 
     def _remove(self, sub: _QueueSubscription) -> None:
         with self._lock:
-            subs = self._subscribers.get(sub.experiment_id)
+            subs = self._subscribers.get(sub.topic)
             if subs is not None:
                 subs.discard(sub)
                 if not subs:
-                    del self._subscribers[sub.experiment_id]
+                    del self._subscribers[sub.topic]

@@ -52,11 +52,22 @@ class RedisEventBus(EventBus):
     def channel(self, experiment_id: str) -> str:
         return f"{self._prefix}:events:{experiment_id}"
 
+    @property
+    def status_channel(self) -> str:
+        """Every experiment's status events (no experiment's channel can have this name)."""
+        return f"{self._prefix}:status"
+
     def publish(self, event: EventRecord) -> None:
         self._client.publish(self.channel(event.experiment_id), json.dumps(event.to_dict()))
 
     def subscribe(self, experiment_id: str) -> Subscription:
         return _RedisSubscription(self._client, self.channel(experiment_id), self._confirm_timeout)
+
+    def publish_status(self, event: EventRecord) -> None:
+        self._client.publish(self.status_channel, json.dumps(event.to_dict()))
+
+    def subscribe_status(self) -> Subscription:
+        return _RedisSubscription(self._client, self.status_channel, self._confirm_timeout)
 
     def close(self) -> None:
         self._client.close()

@@ -32,6 +32,8 @@ class EventService:
         records = self.store.append_events(experiment_id, items)
         for record in records:
             self.bus.publish(record)
+            if record.type == "status":  # lists of experiments follow this topic alone
+                self.bus.publish_status(record)
         return records
 
     def stream(

@@ -40,15 +40,22 @@ _KILL_AFTER_SECONDS = 5.0  # between SIGTERM and SIGKILL for a run that ignored 
 
 
 class _RelayBus(EventBus):
-    """Child side of an in-process bus: events travel to the parent over a queue."""
+    """Child side of an in-process bus: events travel to the parent over a queue, each with
+    the topic it goes to ("events" of its experiment, or "status")."""
 
     def __init__(self, relay: Any) -> None:
         self._relay = relay
 
     def publish(self, event: EventRecord) -> None:
-        self._relay.put(event.to_dict())
+        self._relay.put(("events", event.to_dict()))
+
+    def publish_status(self, event: EventRecord) -> None:
+        self._relay.put(("status", event.to_dict()))
 
     def subscribe(self, experiment_id: str) -> Any:
+        raise NotImplementedError("a worker process only publishes")
+
+    def subscribe_status(self) -> Any:
         raise NotImplementedError("a worker process only publishes")
 
 
@@ -414,4 +421,9 @@ class LocalExecutor:
                 continue
             if item is None:
                 return
-            self.bus.publish(EventRecord.from_dict(item))
+            topic, data = item
+            event = EventRecord.from_dict(data)
+            if topic == "status":
+                self.bus.publish_status(event)
+            else:
+                self.bus.publish(event)

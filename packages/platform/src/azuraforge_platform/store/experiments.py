@@ -22,6 +22,9 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement, Executable, Select
 
 from azuraforge_platform.store.base import EXPERIMENT_COLUMNS, StoreBase, tags_of, utc_now
 from azuraforge_platform.store.records import (
@@ -63,19 +66,26 @@ def _order(columns: Any, sort: str, descending: bool) -> tuple[Any, Any]:
     return (key.desc(), tie.desc()) if descending else (key, tie)
 
 
-def _encode_cursor(value: Any, last_id: str, sort: str, descending: bool) -> str:
+def _encode_cursor(
+    value: Any, last_id: str, sort: str, descending: bool, *, backward: bool = False
+) -> str:
     if isinstance(value, datetime):
         value = value.isoformat()
-    raw = json.dumps([sort, descending, str(value), last_id]).encode()
+    fields = [sort, descending, str(value), last_id] + (["before"] if backward else [])
+    raw = json.dumps(fields).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str, sort: str, descending: bool) -> tuple[Any, str]:
+def _decode_cursor(cursor: str, sort: str, descending: bool) -> tuple[Any, str, bool]:
+    """(sort value, id, backward): a cursor from `prev_cursor` ends in "before"."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        c_sort, c_desc, value, last_id = json.loads(base64.urlsafe_b64decode(padded))
+        c_sort, c_desc, value, last_id, *direction = json.loads(base64.urlsafe_b64decode(padded))
     except (ValueError, TypeError) as exc:
         raise ValueError("malformed pagination cursor") from exc
+    if direction not in ([], ["before"]):
+        raise ValueError("malformed pagination cursor")
+    backward = bool(direction)
     # Both are bound into SQL: anything but the strings _encode_cursor wrote (a dict, an
     # integer past 64 bits) would fail there, as a server error instead of a bad cursor.
     if not isinstance(value, str) or not isinstance(last_id, str):
@@ -84,10 +94,25 @@ def _decode_cursor(cursor: str, sort: str, descending: bool) -> tuple[Any, str]:
         raise ValueError("the cursor belongs to a different sort order")
     if sort == "created_at":
         try:
-            return datetime.fromisoformat(value), last_id
+            return datetime.fromisoformat(value), last_id, backward
         except ValueError:
             raise ValueError("malformed pagination cursor") from None
-    return value, last_id
+    return value, last_id, backward
+
+
+class _ExplainJson(Executable, ClauseElement):
+    """`EXPLAIN (FORMAT JSON) <select>` on PostgreSQL, binds and all: the planner's estimate
+    of how many rows a query returns, without running it."""
+
+    inherit_cache = False
+
+    def __init__(self, statement: Select[Any]) -> None:
+        self.statement = statement
+
+
+@compiles(_ExplainJson, "postgresql")
+def _compile_explain_json(element: _ExplainJson, compiler: SQLCompiler, **kw: Any) -> str:
+    return "EXPLAIN (FORMAT JSON) " + compiler.process(element.statement, **kw)
 
 
 class ExperimentsMixin(StoreBase):
@@ -157,9 +182,12 @@ class ExperimentsMixin(StoreBase):
         offset: int | None = None,
         cursor: str | None = None,
         with_total: bool = False,
+        estimate_total: bool = False,
     ) -> Page:
-        """Filter, search, sort and paginate. Pass the returned `next_cursor` back as `cursor`
-        for keyset pagination (fast at any depth), or use `offset` for page numbers."""
+        """Filter, search, sort and paginate. Pass the returned `next_cursor` (or
+        `prev_cursor`) back as `cursor` for keyset pagination (fast at any depth), or use
+        `offset` for page numbers. `with_total` counts the matches; `estimate_total` counts
+        them up to `EXACT_COUNT_UP_TO` and asks the planner beyond (PostgreSQL)."""
         if sort not in SORT_FIELDS:
             raise ValueError(f"cannot sort by {sort!r}; choose one of {', '.join(SORT_FIELDS)}")
         if not 1 <= limit <= 1000:
@@ -193,34 +221,44 @@ class ExperimentsMixin(StoreBase):
             conditions.append(Experiment.coordinator.is_(coordinator))
         sort_col: Any = getattr(Experiment, sort)
         page_conditions = list(conditions)
+        backward = False  # a page before the cursor (from `prev_cursor`)
         if cursor is not None:
-            value, last_id = _decode_cursor(cursor, sort, descending)
-            key = tuple_(sort_col, Experiment.id)
-            page_conditions.append(
-                key < tuple_(value, last_id) if descending else key > tuple_(value, last_id)
-            )
-        order = _order(Experiment.__table__.c, sort, descending)
+            value, last_id, backward = _decode_cursor(cursor, sort, descending)
+            key, bound = tuple_(sort_col, Experiment.id), tuple_(value, last_id)
+            # backward reads the rows before the cursor in the opposite order (the same index,
+            # scanned the other way), then turns them around
+            page_conditions.append(key < bound if descending != backward else key > bound)
         with self.engine.connect() as conn:
             # Core rows (no ORM identity map or lazy loads), tags in one more indexed query
-            if not search:
-                query = select(*EXPERIMENT_COLUMNS).where(*page_conditions).order_by(*order)
-                rows = conn.execute(query.limit(limit + 1).offset(offset)).all()
-            else:
-                rows = self._search_page(
-                    conn, page_conditions, search, (sort, descending), limit, offset
-                )
+            rows = self._page_rows(
+                conn, page_conditions, search, (sort, descending != backward), limit, offset
+            )
+            if backward and len(rows) < limit:
+                # reached the start: the first page, full, rather than a short one
+                backward, cursor = False, None
+                rows = self._page_rows(conn, conditions, search, (sort, descending), limit, None)
+            if search:
                 conditions.append(_matches(Experiment.__table__.c, search))
             total = (
                 conn.scalar(select(func.count()).select_from(Experiment).where(*conditions))
                 if with_total
                 else None
             )
-            tags_by_id = tags_of(conn, [r.id for r in rows[:limit]])
-            items = [experiment_record(r, tags_by_id.get(r.id, [])) for r in rows[:limit]]
-        next_cursor = None
-        if len(rows) > limit:
+            estimate = self._estimate_total(conn, conditions) if estimate_total else None
+            page_rows = rows[:limit][::-1] if backward else rows[:limit]
+            tags_by_id = tags_of(conn, [r.id for r in page_rows])
+            items = [experiment_record(r, tags_by_id.get(r.id, [])) for r in page_rows]
+        more_before = len(rows) > limit if backward else bool(cursor or offset)
+        more_after = True if backward else len(rows) > limit
+        next_cursor = prev_cursor = None
+        if items and more_after:
             last = items[-1]
             next_cursor = _encode_cursor(getattr(last, sort), last.id, sort, descending)
+        if items and more_before:
+            first = items[0]
+            prev_cursor = _encode_cursor(
+                getattr(first, sort), first.id, sort, descending, backward=True
+            )
         return Page(
             items=items,
             next_cursor=next_cursor,
@@ -229,7 +267,47 @@ class ExperimentsMixin(StoreBase):
             limit=limit,
             sort=sort,
             descending=descending,
+            prev_cursor=prev_cursor,
+            estimated_total=estimate[0] if estimate else None,
+            estimate_exact=estimate[1] if estimate else None,
         )
+
+    def _page_rows(
+        self,
+        conn: Connection,
+        conditions: list[ColumnElement[bool]],
+        search: str | None,
+        sorting: tuple[str, bool],
+        limit: int,
+        offset: int | None,
+    ) -> Sequence[Row[Any]]:
+        """Up to `limit + 1` rows in `sorting` order (the extra one says there are more)."""
+        if search:
+            return self._search_page(conn, conditions, search, sorting, limit, offset)
+        order = _order(Experiment.__table__.c, *sorting)
+        query = select(*EXPERIMENT_COLUMNS).where(*conditions).order_by(*order)
+        return conn.execute(query.limit(limit + 1).offset(offset)).all()
+
+    # Counting every match costs a scan of them all (tens of ms at 100,000 rows, growing with
+    # the table): an estimate counts up to this many and asks the planner beyond.
+    EXACT_COUNT_UP_TO = 10_000
+
+    def _estimate_total(
+        self, conn: Connection, conditions: list[ColumnElement[bool]]
+    ) -> tuple[int, bool]:
+        """(about how many rows match, whether that is exact)."""
+        matching = select(Experiment.id).where(*conditions)
+        if self.dialect != "postgresql":  # SQLite: a plain count
+            counted = conn.scalar(select(func.count()).select_from(matching.subquery()))
+            return int(counted or 0), True
+        cap = self.EXACT_COUNT_UP_TO
+        capped = select(func.count()).select_from(matching.limit(cap + 1).subquery())
+        counted = int(conn.scalar(capped) or 0)
+        if counted <= cap:
+            return counted, True
+        plan = conn.execute(_ExplainJson(matching)).scalar_one()
+        planned = int(plan[0]["Plan"]["Plan Rows"])
+        return max(planned, cap + 1), False
 
     # A search first reads this many of the newest rows in the page's order (cheap, and
     # enough when the term is common); only when they hold too few matches are the matches

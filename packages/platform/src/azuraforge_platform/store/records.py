@@ -169,3 +169,6 @@ class Page:
     limit: int = 50
     sort: str = "created_at"
     descending: bool = True
+    prev_cursor: str | None = None
+    estimated_total: int | None = None
+    estimate_exact: bool | None = None

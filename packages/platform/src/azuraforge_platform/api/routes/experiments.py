@@ -1,5 +1,6 @@
-"""Experiments: create (validated), list (filter, search, sort, keyset pages), detail,
-metrics (downsampled), logs, events, artifacts, cancel, delete, re-run."""
+"""Experiments: create (validated), list (filter, search, sort, keyset pages both ways, an
+estimated total), detail, metrics (downsampled), logs, events, artifacts, cancel, delete,
+re-run."""
 
 from __future__ import annotations
 
@@ -168,9 +169,14 @@ async def list_experiments(
     sort: SortField = SortField.created_at,
     order: SortOrder = SortOrder.desc,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    cursor: Annotated[str | None, Query(max_length=2000, description="From `next_cursor`")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=2000, description="From `next_cursor` or `prev_cursor`")
+    ] = None,
     offset: Annotated[int | None, Query(ge=0, le=1_000_000)] = None,
-    with_total: bool = False,
+    with_total: Annotated[bool, Query(description="Count every match (`total`)")] = False,
+    estimate_total: Annotated[
+        bool, Query(description="About how many match (`estimated_total`), fast at any size")
+    ] = False,
 ) -> Response:
     for when in (created_after, created_before):
         if when is not None and when.tzinfo is None:
@@ -191,13 +197,17 @@ async def list_experiments(
             offset=offset,
             cursor=cursor,
             with_total=with_total,
+            estimate_total=estimate_total,
         )
     except ValueError as exc:
         raise ApiError(400, str(exc)) from None
     body = ExperimentList(
         items=[ExperimentSummary.model_validate(r) for r in page.items],
         next_cursor=page.next_cursor,
+        prev_cursor=page.prev_cursor,
         total=page.total,
+        estimated_total=page.estimated_total,
+        estimate_exact=page.estimate_exact,
         limit=limit,
     )
     return _json(body)
