@@ -118,3 +118,44 @@ def test_worker_runs_experiments_and_streams_events(
 def test_distributed_mode_needs_redis(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="AZURAFORGE_REDIS_URL"):
         make_celery(Settings(data_dir=tmp_path, redis_url=None))
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_study_coordinates_trials_that_celery_runs(
+    distributed: Settings, probe_pipeline: str, tmp_path: Path
+) -> None:
+    """The study is never sent as a task: the worker's coordinator executor claims it from the
+    store, and its trials go through Celery to the worker pool like any run."""
+    from azuraforge_platform.lifecycle import Lifecycle
+
+    store = ExperimentStore.from_settings(distributed)
+    bus = RedisEventBus(distributed.redis_url or "", prefix=distributed.event_channel_prefix)
+    lifecycle = Lifecycle(EventService(store, bus), CeleryDispatcher(make_celery(distributed)))
+    study = lifecycle.submit(
+        pipeline_id="hyper_tuner",
+        config={
+            "target": probe_pipeline,
+            "objective": "steps",
+            "direction": "maximize",
+            "space": {"steps": {"type": "int", "low": 2, "high": 9}},
+            "n_trials": 4,
+            "parallel": 2,
+            "sampler": "random",
+        },
+        pipeline_version="0.1.0",
+        owner="bob",
+        max_attempts=1,
+        coordinator=True,
+    )
+    _wait_final(store, study.id, tmp_path / "worker.log", timeout=180)
+    done = store.get(study.id)
+    assert done.status is S.succeeded, done.error
+    assert done.worker is not None and ":local-" in done.worker  # the coordinator executor
+    trials = store.children(study.id)
+    assert len(trials) == 4 and all(t.status is S.succeeded for t in trials)
+    assert all(t.worker and ":local-" not in t.worker for t in trials)  # Celery ran them
+    best = max(int(t.config["steps"]) for t in trials)
+    assert (done.summary or {})["best_value"] == best
+    bus.close()
+    store.close()

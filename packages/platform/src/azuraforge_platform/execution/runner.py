@@ -27,7 +27,7 @@ from azuraforge_pipeline import (
     discover,
 )
 from azuraforge_platform.events import EventService
-from azuraforge_platform.execution.children import StoreLauncher
+from azuraforge_platform.execution.children import StoreLauncher, child_dispatcher
 from azuraforge_platform.execution.reporter import StoreReporter
 from azuraforge_platform.lifecycle import Lifecycle
 from azuraforge_platform.paths import redact_paths
@@ -159,7 +159,7 @@ def run_experiment(
             stop_requested=heartbeat.stop_requested.is_set,
             experiment_id=experiment_id,
             attempt=record.attempts,
-            launcher=StoreLauncher(lifecycle, settings, record) if settings is not None else None,
+            launcher=_launcher(events, settings, record),
         )
         try:
             result = pipeline_cls().run(config, context)
@@ -180,6 +180,16 @@ def run_experiment(
         heartbeat.stop()
         heartbeat.join()
         reporter.flush()
+
+
+def _launcher(
+    events: EventService, settings: Settings | None, parent: ExperimentRecord
+) -> StoreLauncher | None:
+    """What serves the run's `context.submit`: its children are handed to the workers the way
+    the API hands out runs (Celery in distributed mode; the embedded executor finds them)."""
+    if settings is None:
+        return None
+    return StoreLauncher(Lifecycle(events, child_dispatcher(settings)), settings, parent)
 
 
 class PluginImportError(Exception):
