@@ -55,6 +55,8 @@ from .tensor import (
     no_grad,
 )
 
+backend.keep_freed_memory()
+
 __version__ = "0.1.0"
 
 __all__ = [
