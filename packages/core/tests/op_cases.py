@@ -519,6 +519,10 @@ POOL: list[tuple[str, tuple[int, ...], Any, Any]] = [
     ("k3-s2-overlap", (1, 2, 7, 7), 3, 2),
     ("k3-s1", (1, 1, 5, 6), 3, 1),
     ("k2x3", (1, 2, 6, 6), (2, 3), None),
+    ("k1x2", (1, 2, 4, 7), (1, 2), None),
+    ("k3x1", (2, 1, 7, 4), (3, 1), None),
+    ("k1", (1, 2, 3, 3), 1, None),
+    ("k3-s3-odd-input", (1, 2, 8, 10), 3, 3),
 ]
 for name, xs, k, s in POOL:
     case(
@@ -544,6 +548,12 @@ case(
     lambda x: af.avg_pool2d(x[:, :, ::-1], 3, 2),
     _shape_inputs((1, 2, 7, 5)),
     lambda x: pool2d_reference(x[:, :, ::-1], 3, 2, np.mean),
+)
+case(
+    "max_pool2d-channel-major-input",  # the layout a conv2d output has
+    lambda x: af.max_pool2d(x.transpose(1, 0, 2, 3), 2),
+    lambda r: [distinct(r, 3, 2, 6, 5, spacing=0.05)],
+    lambda x: pool2d_reference(x.transpose(1, 0, 2, 3), 2, 2, np.max),
 )
 case(
     "max_pool2d-keyword-stride",

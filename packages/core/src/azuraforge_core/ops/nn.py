@@ -364,9 +364,41 @@ def conv2d(
     return Conv2d(st, pd)(x, w, b)
 
 
+def _running_max(xp: Any, parts: list[Any]) -> tuple[Any, Any]:
+    """Elementwise max over same-shaped arrays and which one won, the first on ties (as
+    PyTorch). Two parts: the winner is a bool (True = the second); more: uint8 indices."""
+    if len(parts) == 2:
+        first, second = parts
+        return xp.maximum(first, second), xp.greater(second, first)
+    best = parts[0].copy()
+    arg = xp.zeros(best.shape, dtype=np.uint8)
+    better = xp.empty(best.shape, dtype=bool)
+    for k, part in enumerate(parts[1:], start=1):
+        xp.greater(part, best, out=better)
+        xp.copyto(best, part, where=better)
+        xp.copyto(arg, k, where=better)
+    return best, arg
+
+
+def _route(xp: Any, g: Any, arg: Any, outs: list[Any]) -> None:
+    """The backward of `_running_max`: g goes to the winning part, zero to the others."""
+    if len(outs) == 2:
+        xp.multiply(g, arg, out=outs[1])
+        xp.subtract(g, outs[1], out=outs[0])
+        return
+    for k, out in enumerate(outs):
+        xp.multiply(g, arg == k, out=out)
+
+
 class MaxPool2d(Function):
-    """Max over each window, computed as a running maximum over the kernel's strided slices
-    (no copy of the windows); ties go to the first offset, as in PyTorch."""
+    """Max over each window; ties go to the first element in scan order, as in PyTorch.
+
+    Non-overlapping windows (stride == kernel, the usual 2x2 pool) view the input as
+    (N, C, OH, kh, OW, kw) and reduce the kw axis, then the kh axis, each a running max
+    over strided slices that remembers its winner; backward routes the gradient back
+    through the same two steps with a multiply per slice (no argmax gathers, no scatter).
+    Overlapping windows use a running max over the kernel's offsets with a flat argmax.
+    """
 
     def __init__(self, k: tuple[int, int], s: tuple[int, int]) -> None:
         self.k, self.s = k, s
@@ -377,25 +409,58 @@ class MaxPool2d(Function):
         (kh, kw), (sh, sw) = self.k, self.s
         oh = _out_size(h, kh, sh, 0, "max_pool2d", "height")
         ow = _out_size(w, kw, sw, 0, "max_pool2d", "width")
+        self.x, self.geom = x, (oh, ow)
+        if (kh, kw) == (sh, sw):
+            return self._forward_tiled(xp, x, oh, ow)
         offsets = _offsets(kh, kw, sh, sw, oh, ow)
-        best = x[offsets[0][2]].copy()
-        arg = xp.zeros(best.shape, dtype=np.uint8 if kh * kw < 256 else np.int32)
-        better = xp.empty(best.shape, dtype=bool)
-        for k, (_, _, idx) in enumerate(offsets[1:], start=1):
-            window = x[idx]
-            xp.greater(window, best, out=better)
-            xp.copyto(best, window, where=better)
-            xp.copyto(arg, k, where=better)
-        self.arg, self.x, self.geom = arg, x, (oh, ow)
+        best, self.arg = _running_max(xp, [x[idx] for _, _, idx in offsets])
+        return best
+
+    def _tiles(self, a: Any, oh: int, ow: int) -> Any:
+        """(N, C, OH, kh, OW, kw) view of a's complete windows (splitting axes never copies)."""
+        (kh, kw) = self.k
+        n, c = a.shape[:2]
+        return a[:, :, : oh * kh, : ow * kw].reshape(n, c, oh, kh, ow, kw)
+
+    def _forward_tiled(self, xp: Any, x: Any, oh: int, ow: int) -> Any:
+        kh, kw = self.k
+        tiles = self._tiles(x, oh, ow)
+        rows, self.arg_w = (
+            _running_max(xp, [tiles[..., j] for j in range(kw)])
+            if kw > 1
+            else (tiles[..., 0], None)
+        )
+        if kh == 1:
+            self.arg_h = None
+            return rows[:, :, :, 0].copy() if kw == 1 else rows[:, :, :, 0]
+        best, self.arg_h = _running_max(xp, [rows[:, :, :, i] for i in range(kh)])
         return best
 
     def backward(self, g: Any) -> Any:
         xp = backend.get_array_module(g)
         (kh, kw), (sh, sw) = self.k, self.s
         oh, ow = self.geom
-        gx = xp.zeros_like(self.x)  # same memory layout as the input
-        for k, (_, _, idx) in enumerate(_offsets(kh, kw, sh, sw, oh, ow)):
-            gx[idx] += xp.where(self.arg == k, g, 0)
+        x = self.x
+        if (kh, kw) != (sh, sw):
+            gx = xp.zeros_like(x)  # same memory layout as the input
+            parts = [xp.empty(g.shape, dtype=g.dtype) for _ in range(kh * kw)]
+            _route(xp, g, self.arg, parts)
+            for part, (_, _, idx) in zip(parts, _offsets(kh, kw, sh, sw, oh, ow), strict=True):
+                gx[idx] += part
+            return gx
+        h, w = x.shape[2:]
+        # Every element of a complete window is written below; only a cropped border needs zeros.
+        gx = xp.empty_like(x) if (h == oh * kh and w == ow * kw) else xp.zeros_like(x)
+        tiles = self._tiles(gx, oh, ow)
+        if kh == 1:
+            grows = g[:, :, :, None]
+        else:
+            grows = xp.empty((*g.shape[:3], kh, g.shape[3]), dtype=g.dtype)
+            _route(xp, g, self.arg_h, [grows[:, :, :, i] for i in range(kh)])
+        if kw == 1:
+            tiles[..., 0] = grows
+        else:
+            _route(xp, grows, self.arg_w, [tiles[..., j] for j in range(kw)])
         return gx
 
 
