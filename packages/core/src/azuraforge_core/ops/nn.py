@@ -59,7 +59,11 @@ def matmul(a: Any, b: Any) -> Tensor:
 
 
 class Linear(Function):
-    """x @ w (+ b) in one op: x (..., in), w (in, out), b (out,)."""
+    """x @ w (+ b) in one op: x (..., in), w (in, out), b (out,). With `relu`, the ReLU is
+    applied in place on the result (one node, no extra array)."""
+
+    def __init__(self, relu: bool = False) -> None:
+        self.relu = relu
 
     def forward(self, x: Any, w: Any, b: Any = None) -> Any:
         if x.shape[-1] != w.shape[0]:
@@ -71,11 +75,16 @@ class Linear(Function):
         y = x @ w
         if b is not None:
             y += b
+        if self.relu:
+            backend.get_array_module(y).maximum(y, 0, out=y)
+            self.y = y
         return y
 
     def backward(self, g: Any) -> Any:
         x, w = self.x, self.w
         need = self.needs_input_grad
+        if self.relu:
+            g = g * (self.y > 0)
         g2 = g.reshape(-1, g.shape[-1])
         gx = (g @ w.T) if need[0] else None
         gw = (x.reshape(-1, x.shape[-1]).T @ g2) if need[1] else None
@@ -85,16 +94,17 @@ class Linear(Function):
         return gx, gw
 
 
-def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, relu: bool = False) -> Tensor:
+    """x @ weight + bias; `relu=True` gives relu(linear(...)) as one op."""
     if weight.ndim != 2:
         raise ShapeError(
             f"linear: weight must be 2-D (in_features, out_features), got {weight.shape}"
         )
     if bias is None:
-        return Linear()(x, weight)
+        return Linear(bool(relu))(x, weight)
     if bias.shape != (weight.shape[1],):
         raise ShapeError(f"linear: bias must have shape ({weight.shape[1]},), got {bias.shape}")
-    return Linear()(x, weight, bias)
+    return Linear(bool(relu))(x, weight, bias)
 
 
 # --------------------------------------------------------------- softmax family
@@ -289,10 +299,15 @@ class Conv2d(Function):
     The column matrix is laid out (C*kh*kw, N*OH*OW) from a channel-major copy of the input, so
     each kernel offset is one long contiguous copy. The output comes back as a (N, O, OH, OW)
     view of channel-major memory; a following conv's channel-major copy is then nearly free.
+    A bias is a row of ones under the columns and a column of the weight matrix, so the
+    product adds it (and in backward, the same product sums its gradient) with no extra pass.
+    With `relu`, the ReLU is applied in place on the product (one node, no extra array).
     """
 
-    def __init__(self, stride: tuple[int, int], padding: tuple[int, int]) -> None:
-        self.stride, self.padding = stride, padding
+    def __init__(
+        self, stride: tuple[int, int], padding: tuple[int, int], relu: bool = False
+    ) -> None:
+        self.stride, self.padding, self.relu = stride, padding, relu
 
     def forward(self, x: Any, w: Any, b: Any = None) -> Any:
         xp = backend.get_array_module(x)
@@ -308,29 +323,46 @@ class Conv2d(Function):
         xc = x.transpose(1, 0, 2, 3)  # (C, N, H, W)
         if ph or pw:
             xc = xp.pad(xc, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-        cols = xp.empty((c, kh, kw, n, oh, ow), dtype=x.dtype)
+        k = c * kh * kw
+        with_bias = b is not None
+        cols = xp.empty((k + with_bias, n * oh * ow), dtype=x.dtype)
+        patches = cols[:k].reshape(c, kh, kw, n, oh, ow)
         for i, j, idx in _offsets(kh, kw, sh, sw, oh, ow):
-            cols[:, i, j] = xc[idx]
-        cols = cols.reshape(c * kh * kw, n * oh * ow)
-        out = w.reshape(o, -1) @ cols  # (O, N*OH*OW)
-        if b is not None:
-            out += b[:, None]
+            patches[:, i, j] = xc[idx]
+        wm = w.reshape(o, k)
+        if with_bias:
+            cols[k] = 1
+            wm = xp.concatenate([wm, b.reshape(o, 1).astype(wm.dtype, copy=False)], axis=1)
+        out = wm @ cols  # (O, N*OH*OW)
+        if self.relu:
+            xp.maximum(out, 0, out=out)
         self.cols, self.w = cols, w
         self.geom = (n, c, h, wd, oh, ow, kh, kw, sh, sw, ph, pw)
-        return out.reshape(o, n, oh, ow).transpose(1, 0, 2, 3)
+        y = out.reshape(o, n, oh, ow).transpose(1, 0, 2, 3)
+        if self.relu:
+            self.y = y
+        return y
 
     def backward(self, g: Any) -> Any:
         xp = backend.get_array_module(g)
         n, c, h, wd, oh, ow, kh, kw, sh, sw, ph, pw = self.geom
         w = self.w
         o = w.shape[0]
+        if self.relu:
+            g = g * (self.y > 0)  # keeps g's layout: channel-major when g came from this layer
         g_o = g.transpose(1, 0, 2, 3).reshape(o, n * oh * ow)  # free when g is channel-major
         need = self.needs_input_grad
-        gw = (g_o @ self.cols.T).reshape(w.shape) if need[1] else None
-        gb = g_o.sum(axis=1) if len(need) == 3 and need[2] else None
+        k = c * kh * kw
+        gw = gb = None
+        if need[1] or (len(need) == 3 and need[2]):
+            gwb = g_o @ self.cols.T  # (O, k [+ 1]): the last column is the bias gradient
+            if need[1]:
+                gw = xp.ascontiguousarray(gwb[:, :k]).reshape(w.shape)
+            if len(need) == 3 and need[2]:
+                gb = gwb[:, k].copy()
         gx = None
         if need[0]:
-            gcols = (w.reshape(o, -1).T @ g_o).reshape(c, kh, kw, n, oh, ow)
+            gcols = (w.reshape(o, k).T @ g_o).reshape(c, kh, kw, n, oh, ow)
             gxc = xp.zeros((c, n, h + 2 * ph, wd + 2 * pw), dtype=g.dtype)
             for i, j, idx in _offsets(kh, kw, sh, sw, oh, ow):  # col2im
                 gxc[idx] += gcols[:, i, j]
@@ -346,8 +378,11 @@ def conv2d(
     b: Tensor | None = None,
     stride: int | tuple[int, int] = 1,
     padding: int | tuple[int, int] = 0,
+    relu: bool = False,
 ) -> Tensor:
-    """2-D convolution (cross-correlation), NCHW input, weight (out, in, kh, kw), bias (out,)."""
+    """2-D convolution (cross-correlation), NCHW input, weight (out, in, kh, kw), bias (out,).
+
+    `relu=True` gives relu(conv2d(...)) as one op, without the intermediate array."""
     if x.ndim != 4:
         raise ShapeError(f"conv2d: input must be 4-D (N, C, H, W), got shape {x.shape}")
     if w.ndim != 4:
@@ -357,11 +392,12 @@ def conv2d(
         raise ValueError(
             f"conv2d: stride must be >= 1 and padding >= 0, got {stride} and {padding}"
         )
+    op = Conv2d(st, pd, bool(relu))
     if b is None:
-        return Conv2d(st, pd)(x, w)
+        return op(x, w)
     if b.shape != (w.shape[0],):
         raise ShapeError(f"conv2d: bias must have shape ({w.shape[0]},), got {b.shape}")
-    return Conv2d(st, pd)(x, w, b)
+    return op(x, w, b)
 
 
 def _running_max(xp: Any, parts: list[Any]) -> tuple[Any, Any]:
