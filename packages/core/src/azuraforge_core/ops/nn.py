@@ -355,7 +355,9 @@ class Conv2d(Function):
         k = c * kh * kw
         gw = gb = None
         if need[1] or (len(need) == 3 and need[2]):
-            gwb = g_o @ self.cols.T  # (O, k [+ 1]): the last column is the bias gradient
+            # (O, k [+ 1]), the last column the bias gradient. Computed as (cols @ g_o^T)^T:
+            # OpenBLAS is about 30% faster with the long pixel axis as the rows' inner one.
+            gwb = (self.cols @ g_o.T).T
             if need[1]:
                 gw = xp.ascontiguousarray(gwb[:, :k]).reshape(w.shape)
             if len(need) == 3 and need[2]:
@@ -363,8 +365,16 @@ class Conv2d(Function):
         gx = None
         if need[0]:
             gcols = (w.reshape(o, k).T @ g_o).reshape(c, kh, kw, n, oh, ow)
-            gxc = xp.zeros((c, n, h + 2 * ph, wd + 2 * pw), dtype=g.dtype)
-            for i, j, idx in _offsets(kh, kw, sh, sw, oh, ow):  # col2im
+            offsets = _offsets(kh, kw, sh, sw, oh, ow)
+            if (sh, sw) == (1, 1):  # offset (0, 0) covers all but the last rows and columns
+                gxc = xp.empty((c, n, h + 2 * ph, wd + 2 * pw), dtype=g.dtype)
+                gxc[:, :, :oh, :ow] = gcols[:, 0, 0]
+                gxc[:, :, oh:] = 0
+                gxc[:, :, :oh, ow:] = 0
+                offsets = offsets[1:]
+            else:
+                gxc = xp.zeros((c, n, h + 2 * ph, wd + 2 * pw), dtype=g.dtype)
+            for i, j, idx in offsets:  # col2im
                 gxc[idx] += gcols[:, i, j]
             gx = gxc[:, :, ph : ph + h, pw : pw + wd].transpose(1, 0, 2, 3)
         if len(need) == 3:
@@ -486,7 +496,11 @@ class MaxPool2d(Function):
             return gx
         h, w = x.shape[2:]
         # Every element of a complete window is written below; only a cropped border needs zeros.
-        gx = xp.empty_like(x) if (h == oh * kh and w == ow * kw) else xp.zeros_like(x)
+        gx = xp.empty_like(x)  # same memory layout as the input
+        if h != oh * kh:
+            gx[:, :, oh * kh :] = 0
+        if w != ow * kw:
+            gx[:, :, :, ow * kw :] = 0
         tiles = self._tiles(gx, oh, ow)
         if kh == 1:
             grows = g[:, :, :, None]
