@@ -55,8 +55,6 @@ from .tensor import (
     no_grad,
 )
 
-backend.keep_freed_memory()
-
 __version__ = "0.1.0"
 
 __all__ = [

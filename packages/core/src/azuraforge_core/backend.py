@@ -22,6 +22,12 @@ _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 _MMAP_THRESHOLD = 32 << 20  # the largest glibc accepts on 64-bit
 _TRIM_THRESHOLD = 128 << 20
+_memory_kept = False  # keep_freed_memory() already ran in this process
+
+
+def keep_freed_memory_once() -> None:
+    if not _memory_kept:
+        keep_freed_memory()
 
 
 def keep_freed_memory() -> bool:
@@ -33,8 +39,11 @@ def keep_freed_memory() -> bool:
     memory in again: measured 2,700 faults and about a third of a LeNet step's CPU time.
     With these settings arrays up to 32 MiB come from the heap, and up to 128 MiB of
     freed heap is kept. Returns False (and changes nothing) where the C library is not
-    glibc. Called once when azuraforge_core is imported.
+    glibc. `Tensor.backward()` calls it once per process, so a process that only imports
+    the engine or runs inference (an API server, say) keeps glibc's defaults.
     """
+    global _memory_kept
+    _memory_kept = True
     try:
         if not os.confstr("CS_GNU_LIBC_VERSION"):
             return False
