@@ -510,6 +510,25 @@ case(
     lambda x, w: conv2d_reference(x.transpose(0, 1, 3, 2), w, None, 2, 1),
 )
 
+case(
+    "conv2d-relu-bias-padded",
+    lambda x, w, b: af.conv2d(x, w, b, padding=1, relu=True),
+    _shape_inputs((2, 3, 6, 5), (4, 3, 3, 3), (4,)),
+    lambda x, w, b: np.maximum(conv2d_reference(x, w, b, 1, 1), 0),
+)
+case(
+    "conv2d-relu-nobias-stride2",
+    lambda x, w: af.conv2d(x, w, stride=2, relu=True),
+    _shape_inputs((2, 2, 7, 7), (3, 2, 3, 3)),
+    lambda x, w: np.maximum(conv2d_reference(x, w, None, 2, 0), 0),
+)
+case(
+    "conv2d-relu-then-pool",  # the layout a fused conv hands to max pooling
+    lambda x, w, b: af.max_pool2d(af.conv2d(x, w, b, relu=True), 2),
+    _shape_inputs((2, 2, 7, 6), (3, 2, 2, 2), (3,)),
+    lambda x, w, b: pool2d_reference(np.maximum(conv2d_reference(x, w, b, 1, 0), 0), 2, 2, np.max),
+)
+
 POOL: list[tuple[str, tuple[int, ...], Any, Any]] = [
     ("k2", (2, 3, 6, 6), 2, None),
     ("k2-odd-input", (1, 2, 5, 7), 2, None),
@@ -519,6 +538,10 @@ POOL: list[tuple[str, tuple[int, ...], Any, Any]] = [
     ("k3-s2-overlap", (1, 2, 7, 7), 3, 2),
     ("k3-s1", (1, 1, 5, 6), 3, 1),
     ("k2x3", (1, 2, 6, 6), (2, 3), None),
+    ("k1x2", (1, 2, 4, 7), (1, 2), None),
+    ("k3x1", (2, 1, 7, 4), (3, 1), None),
+    ("k1", (1, 2, 3, 3), 1, None),
+    ("k3-s3-odd-input", (1, 2, 8, 10), 3, 3),
 ]
 for name, xs, k, s in POOL:
     case(
@@ -544,6 +567,12 @@ case(
     lambda x: af.avg_pool2d(x[:, :, ::-1], 3, 2),
     _shape_inputs((1, 2, 7, 5)),
     lambda x: pool2d_reference(x[:, :, ::-1], 3, 2, np.mean),
+)
+case(
+    "max_pool2d-channel-major-input",  # the layout a conv2d output has
+    lambda x: af.max_pool2d(x.transpose(1, 0, 2, 3), 2),
+    lambda r: [distinct(r, 3, 2, 6, 5, spacing=0.05)],
+    lambda x: pool2d_reference(x.transpose(1, 0, 2, 3), 2, 2, np.max),
 )
 case(
     "max_pool2d-keyword-stride",
@@ -623,6 +652,20 @@ for name, xs, bias in LINEAR:
         )
     else:
         case(f"linear-{name}", af.linear, _shape_inputs(xs, (3, 4)), lambda x, w: x @ w)
+
+# The fused ReLU variants (fixed seeds keep every output clear of the kink at 0).
+case(
+    "linear-relu-bias",
+    lambda x, w, b: af.linear(x, w, b, relu=True),
+    _shape_inputs((5, 3), (3, 4), (4,)),
+    lambda x, w, b: np.maximum(x @ w + b, 0),
+)
+case(
+    "linear-relu-3d-nobias",
+    lambda x, w: af.linear(x, w, relu=True),
+    _shape_inputs((2, 5, 3), (3, 4)),
+    lambda x, w: np.maximum(x @ w, 0),
+)
 
 # A composite expression: gradients must add up where a tensor is used several times.
 case(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from typing import Any
 
 import numpy as np
 import pytest
@@ -128,6 +129,41 @@ def test_max_pool_gradient_routes_to_the_argmax() -> None:
     x = Tensor(np.array([[[[1.0, 5.0], [3.0, 2.0]]]]), requires_grad=True)
     af.max_pool2d(x, 2).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [[[[0.0, 1.0], [0.0, 0.0]]]])
+
+
+def _first_max_mask(window: np.ndarray) -> np.ndarray:
+    mask = np.zeros(window.size)
+    mask[np.argmax(window)] = 1.0  # numpy's argmax picks the first maximum in scan order
+    return mask.reshape(window.shape)
+
+
+@pytest.mark.parametrize("kernel", [2, 3, (2, 3)])
+def test_max_pool_ties_send_the_gradient_to_the_first_maximum(kernel: Any) -> None:
+    # Few distinct values, so most windows hold ties (as after a ReLU, where many are 0).
+    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 3, size=(2, 3, 2 * kh + 1, 2 * kw + 1)).astype(np.float32)
+    t = Tensor(x, requires_grad=True)
+    af.max_pool2d(t, kernel).sum().backward()
+    want = np.zeros_like(x)
+    for i in range(2):
+        for j in range(2):
+            win = (
+                slice(None),
+                slice(None),
+                slice(i * kh, (i + 1) * kh),
+                slice(j * kw, (j + 1) * kw),
+            )
+            for n in range(2):
+                for c in range(3):
+                    want[n, c][win[2:]] = _first_max_mask(x[n, c][win[2:]])
+    np.testing.assert_array_equal(t.grad.numpy(), want)
+
+
+def test_overlapping_max_pool_ties_go_to_the_first_offset() -> None:
+    x = Tensor(np.zeros((1, 1, 3, 3)), requires_grad=True)
+    af.max_pool2d(x, 2, 1).sum().backward()  # four windows of zeros, each picks its top-left
+    np.testing.assert_array_equal(x.grad.numpy()[0, 0], [[1, 1, 0], [1, 1, 0], [0, 0, 0]])
 
 
 # ---------------------------------------------------------------- dropout

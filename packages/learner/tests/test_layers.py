@@ -476,3 +476,69 @@ def test_small_cnn_trains_end_to_end() -> None:
     model.eval()
     accuracy = float((model(x).data.argmax(axis=1) == labels).mean())
     assert accuracy > 0.9
+
+
+# ---------------------------------------------------------------- fusion
+def _unfused(model: Sequential, x: Tensor) -> Tensor:
+    for layer in model.layers:  # calling the layers one by one never fuses
+        x = layer(x)
+    return x
+
+
+def test_sequential_fuses_linear_and_conv_with_relu_without_changing_results() -> None:
+    af.manual_seed(3)
+    model = Sequential(
+        Conv2D(2, 3, 3, padding=1), ReLU(), MaxPool2D(2), Flatten(),
+        Linear(12, 5), ReLU(), Linear(5, 2),
+    )  # fmt: skip
+    x = randn(4, 2, 4, 4, grad=False)
+    out = model(x)
+    # Conv2D+ReLU and Linear+ReLU each became one node: the graph is conv, pool, flatten,
+    # linear, linear.
+    kinds = []
+    node = out
+    while node._ctx is not None:
+        kinds.append(type(node._ctx).__name__)
+        node = node._ctx.inputs[0]
+    assert kinds == ["Linear", "Linear", "Reshape", "MaxPool2d", "Conv2d"]
+    out.sum().backward()
+    fused_grads = [p.grad.numpy().copy() for p in model.parameters()]
+    model.zero_grad()
+    reference = _unfused(model, x)
+    reference.sum().backward()
+    np.testing.assert_array_equal(out.numpy(), reference.numpy())
+    for got, want in zip(fused_grads, [p.grad.numpy() for p in model.parameters()], strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+
+
+def test_sequential_fused_relu_gradients_match_finite_differences() -> None:
+    af.manual_seed(4)
+    model = to_float64(Sequential(Linear(3, 4), ReLU(), Linear(4, 1)))
+    x = randn(6, 3, seed=5, grad=False)
+    x.data = x.data.astype(np.float64)
+    model(x).sum().backward()
+    w = model.layers[0].weight
+
+    def loss(values: np.ndarray) -> float:
+        saved = w.data
+        w.data = values
+        try:
+            return float(model(x).sum().item())
+        finally:
+            w.data = saved
+
+    assert_grad_close(w.grad.numpy(), numerical_grad(loss, w.data.copy()))
+
+
+def test_sequential_does_not_fuse_subclasses_that_change_forward() -> None:
+    class HalfReLU(ReLU):
+        def forward(self, x: object) -> Tensor:
+            return super().forward(x) * 0.5
+
+    af.manual_seed(5)
+    model = Sequential(Linear(3, 4), HalfReLU())
+    x = randn(2, 3, grad=False)
+    np.testing.assert_allclose(model(x).numpy(), _unfused(model, x).numpy())
+    np.testing.assert_allclose(
+        model(x).numpy(), 0.5 * np.maximum(model.layers[0](x).numpy(), 0), rtol=1e-6
+    )

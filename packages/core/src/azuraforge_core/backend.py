@@ -8,6 +8,7 @@ or found on a GPU.
 
 from __future__ import annotations
 
+import os
 from types import ModuleType
 from typing import Any
 
@@ -15,6 +16,45 @@ import numpy as np
 
 _cupy: ModuleType | None = None
 _cupy_error: str | None = None
+
+# glibc's malloc parameters (mallopt's option numbers).
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_MMAP_THRESHOLD = 32 << 20  # the largest glibc accepts on 64-bit
+_TRIM_THRESHOLD = 128 << 20
+_memory_kept = False  # keep_freed_memory() already ran in this process
+
+
+def keep_freed_memory_once() -> None:
+    if not _memory_kept:
+        keep_freed_memory()
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc to keep freed host memory for reuse instead of returning it to the OS.
+
+    A training step allocates and frees the same few-megabyte arrays (im2col columns,
+    activations, gradients) every time. By default glibc serves such sizes with fresh
+    mmap pages, or trims them off the heap when freed, so each step page-faults the
+    memory in again: measured 2,700 faults and about a third of a LeNet step's CPU time.
+    With these settings arrays up to 32 MiB come from the heap, and up to 128 MiB of
+    freed heap is kept. Returns False (and changes nothing) where the C library is not
+    glibc. `Tensor.backward()` calls it once per process, so a process that only imports
+    the engine or runs inference (an API server, say) keeps glibc's defaults.
+    """
+    global _memory_kept
+    _memory_kept = True
+    try:
+        if not os.confstr("CS_GNU_LIBC_VERSION"):
+            return False
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        ok = libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+        ok &= libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
+    except (AttributeError, OSError, ValueError):
+        return False
+    return bool(ok)
 
 
 def _load_cupy() -> ModuleType | None:

@@ -278,6 +278,7 @@ class Tensor:
         only when self holds a single element. The graph is freed afterwards unless
         `retain_graph=True`.
         """
+        backend.keep_freed_memory_once()  # training from here on: reuse freed arrays
         if not self.requires_grad:
             raise RuntimeError(
                 "backward() called on a tensor that does not require grad: no input of the "

@@ -68,7 +68,8 @@ class Linear(Module):
         self.weight = Parameter(init.kaiming_uniform(shape, self.in_features))
         self.bias = Parameter(init.zeros((self.out_features,))) if self.use_bias else None
 
-    def forward(self, x: Any) -> Tensor:
+    def forward(self, x: Any, relu: bool = False) -> Tensor:
+        """`relu=True` returns relu(self(x)) as one op (Sequential uses it for Linear, ReLU)."""
         x = as_input(x)
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             got = x.shape[-1] if x.ndim else "no"
@@ -76,7 +77,7 @@ class Linear(Module):
                 f"Linear expected {self.in_features} input features (last axis) but got {got} "
                 f"(input shape {x.shape}); in_features={self.in_features}"
             )
-        return af.linear(x, self.weight, self.bias)
+        return af.linear(x, self.weight, self.bias, relu=relu)
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -118,14 +119,15 @@ class Conv2D(Module):
         self.weight = Parameter(init.kaiming_uniform(shape, fan_in))
         self.bias = Parameter(init.zeros((self.out_channels,))) if self.use_bias else None
 
-    def forward(self, x: Any) -> Tensor:
+    def forward(self, x: Any, relu: bool = False) -> Tensor:
+        """`relu=True` returns relu(self(x)) as one op (Sequential uses it for Conv2D, ReLU)."""
         x = as_input(x)
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ShapeError(
                 f"Conv2D expected input (batch, {self.in_channels}, height, width) but got shape "
                 f"{x.shape}; in_channels={self.in_channels}"
             )
-        return af.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+        return af.conv2d(x, self.weight, self.bias, self.stride, self.padding, relu=relu)
 
     def get_config(self) -> dict[str, Any]:
         k, s, p = self._config_geom
@@ -460,6 +462,15 @@ class Softmax(Module):
 
     def get_config(self) -> dict[str, Any]:
         return {"axis": self.axis}
+
+
+def fused_with_relu(layer: Module, following: Module) -> Any:
+    """`layer` then `following` as one op when that is a Linear or Conv2D and a ReLU: the
+    ReLU runs in place on the layer's output, saving an array and a graph node. Only the
+    exact built-in classes: a subclass may have changed what forward does."""
+    if type(following) is ReLU and type(layer) in (Linear, Conv2D):
+        return lambda x: layer.forward(x, relu=True)  # type: ignore[attr-defined]
+    return None
 
 
 class Identity(Module):

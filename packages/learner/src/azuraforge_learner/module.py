@@ -264,8 +264,18 @@ class Sequential(Module):
         return self
 
     def forward(self, x: Any) -> Any:
-        for layer in self._modules.values():
-            x = layer(x)
+        from .layers import fused_with_relu  # layers imports this module
+
+        layers = list(self._modules.values())
+        i, n = 0, len(layers)
+        while i < n:
+            fused = fused_with_relu(layers[i], layers[i + 1]) if i + 1 < n else None
+            if fused is not None:  # Linear/Conv2D then ReLU: one op, same values
+                x = fused(x)
+                i += 2
+            else:
+                x = layers[i](x)
+                i += 1
         return x
 
     def get_config(self) -> dict[str, Any]:
