@@ -74,7 +74,7 @@ def wait(store: ExperimentStore, exp_id: str) -> ExperimentRecord:
 
 def best_test_accuracy(store: ExperimentStore, study: ExperimentRecord) -> float | None:
     best = (study.summary or {}).get("best_experiment_id")
-    return None if best is None else (store.get(best).summary or {}).get("test_accuracy")
+    return None if best is None else (store.get(best).summary or {}).get("accuracy")  # on test
 
 
 def quality(args: argparse.Namespace) -> None:
