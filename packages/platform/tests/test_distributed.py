@@ -180,7 +180,9 @@ def test_sigkilled_worker_run_is_lost_requeued_and_resumed_on_the_other(
     assert [p.step for p in points] == list(range(1, 13))  # no duplicate, no gap
     [resumed] = [line.message for line in cluster.store.logs(exp_id) if "resumes" in line.message]
     assert resumed.startswith("attempt 2 resumes after epoch ")
-    assert int(resumed.rsplit(" ", 1)[1]) >= 3  # from its checkpoint, not from scratch
+    # from its checkpoint, not from scratch: epoch 3's metric is logged after epoch 2's
+    # checkpoint is saved (epoch 3's own checkpoint may still be in flight at the kill)
+    assert int(resumed.rsplit(" ", 1)[1]) >= 2
     assert final.summary is not None and final.summary["w_error"] < 0.05
 
 
