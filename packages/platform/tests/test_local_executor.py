@@ -215,3 +215,50 @@ def test_start_recovers_the_runs_of_a_dead_earlier_executor_of_this_machine(
         local._names.release(ours)
         executor.stop()
         store.close()
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_a_run_queued_elsewhere_starts_without_waiting_for_the_poll(
+    tmp_path: Path, probe_pipeline: str, redis_url: str, channel_prefix: str
+) -> None:
+    """With a shared bus the executor hears runs queued by other processes (the API, a study
+    submitting its trials) on the status topic: with a one-minute poll, the run still starts
+    at once."""
+    import redis
+
+    from azuraforge_platform.events import make_bus
+    from azuraforge_platform.lifecycle import Lifecycle
+
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'store.db'}",
+        redis_url=redis_url,
+        event_channel_prefix=channel_prefix,
+    )
+    store = ExperimentStore.from_settings(settings)
+    executor_bus = make_bus(redis_url, prefix=channel_prefix)
+    other_bus = make_bus(redis_url, prefix=channel_prefix)  # "another process"
+    client = redis.Redis.from_url(redis_url)
+    try:
+        with LocalExecutor(settings, store, executor_bus, poll_seconds=60):
+            deadline = time.monotonic() + 30
+            while (
+                dict(client.pubsub_numsub(executor_bus.status_channel))[
+                    executor_bus.status_channel.encode()
+                ]
+                < 1
+            ):  # the executor listens (it already polled once, before this run existed)
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            record = Lifecycle(EventService(store, other_bus)).submit(
+                pipeline_id=probe_pipeline, config={"steps": 2}, pipeline_version=None,
+                owner=None, max_attempts=1, name="queued elsewhere",
+            )  # fmt: skip
+            _wait_final(store, [record.id], timeout=45)  # well inside the 60 s poll
+            assert store.get(record.id).status is S.succeeded
+    finally:
+        other_bus.close()
+        executor_bus.close()
+        client.close()
+        store.close()

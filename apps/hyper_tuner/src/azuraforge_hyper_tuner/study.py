@@ -92,7 +92,7 @@ class Study:
         config: HyperTunerConfig,
         context: RunContext,
         *,
-        poll_seconds: float = 1.0,
+        poll_seconds: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
@@ -208,6 +208,8 @@ class Study:
         try:
             while True:
                 self.context.check_cancelled()
+                for number in list(self.running):  # first: a finished trial frees its slot now
+                    self._watch(self.running[number])
                 out_of_time = self.clock() - started >= budget
                 while (
                     not out_of_time
@@ -216,8 +218,6 @@ class Study:
                     and not self._grid_done()
                 ):
                     self._launch()
-                for number in list(self.running):
-                    self._watch(self.running[number])
                 if not self.running and (
                     out_of_time or len(self.trials) >= cfg.n_trials or self._grid_done()
                 ):

@@ -260,6 +260,10 @@ class LocalExecutor:
             self._threads.append(
                 threading.Thread(target=self._relay_loop, name="azf-relay", daemon=True)
             )
+        else:
+            self._threads.append(
+                threading.Thread(target=self._watch_queued, name="azf-wake", daemon=True)
+            )
         for thread in self._threads:
             thread.start()
         return self
@@ -269,7 +273,7 @@ class LocalExecutor:
         self._stopping.set()
         self._wake.set()
         for thread in self._threads:
-            if thread.name == "azf-dispatch":
+            if thread.name in ("azf-dispatch", "azf-wake"):  # before the caller closes the bus
                 thread.join(timeout)
         for run in list(self._running.values()):
             run.process.join(timeout)
@@ -411,6 +415,25 @@ class LocalExecutor:
                 del self._running[exp_id]
                 _names.release(run.worker)
 
+    def _wake_if_queued(self, event: EventRecord) -> None:
+        # A run queued by anyone (the API, another process, a study submitting its trials)
+        # starts now rather than at the next poll: a study's trials follow each other closely.
+        if event.payload.get("status") == ExperimentStatus.queued.value:
+            self._wake.set()
+
+    def _watch_queued(self) -> None:
+        """With a shared bus (Redis) queued runs announce themselves on the status topic."""
+        while not self._stopping.is_set():
+            try:
+                with self.bus.subscribe_status() as statuses:
+                    while not self._stopping.is_set():
+                        event = statuses.get(timeout=1.0)
+                        if event is not None:
+                            self._wake_if_queued(event)
+            except Exception:  # the bus is down: polling still finds queued runs
+                log.warning("status subscription failed; queued runs start on the next poll")
+                self._stopping.wait(self.poll_seconds * 5)
+
     def _relay_loop(self) -> None:
         while True:
             try:
@@ -425,5 +448,6 @@ class LocalExecutor:
             event = EventRecord.from_dict(data)
             if topic == "status":
                 self.bus.publish_status(event)
+                self._wake_if_queued(event)
             else:
                 self.bus.publish(event)
