@@ -44,10 +44,12 @@ test-python: setup
 test-dashboard: setup
 	cd dashboard && npm test
 
-# Real-browser tests against a real `azuraforge up`; Debian's Chromium is installed when missing.
+# Real-browser tests against a real `azuraforge up`, then the study walkthrough against `azuraforge
+# api` and two Celery workers on the real Redis; Debian's Chromium is installed when missing.
 test-e2e: setup
 	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 	cd dashboard && npx playwright test
+	cd dashboard && E2E_WORKERS=2 npx playwright test e2e/10-study.spec.ts  # `api` + two Celery workers
 
 test-gpu: setup
 	$(RUN) pytest -m gpu

@@ -8,7 +8,18 @@ async function setBase(page: Page, path: string, value: string) {
   else await field.fill(value)
 }
 
+/** E2E_WORKERS=N: global setup started N Celery workers beside `azuraforge api`. */
+const WORKERS = Number(process.env.E2E_WORKERS || 0)
+
 test('launch a small study from the form, watch its trials, act on the best one', async ({ page }) => {
+  if (WORKERS > 0) {
+    // every worker is up before the study starts, so its parallel trials can spread
+    await expect
+      .poll(async () => (await (await page.request.get(`${BASE()}/api/v1/health`)).json()).workers_alive, {
+        timeout: 90_000,
+      })
+      .toBeGreaterThanOrEqual(WORKERS)
+  }
   await page.goto(`${BASE()}/pipelines`)
   await page.getByTestId('launch-hyper_tuner').click()
   await expect(page).toHaveURL(/\/studies\/new$/)
@@ -78,7 +89,21 @@ test('launch a small study from the form, watch its trials, act on the best one'
   expect(Number(bestText)).toBeCloseTo(study.summary.best_value, 3)
   await expect(page.getByTestId('best-trial')).toHaveText(`#${study.summary.best_trial}`)
   await page.evaluate(() => window.scrollTo(0, 0))
-  await shot(page, '20-study-finished')
+  await shot(page, WORKERS > 0 ? `20-study-finished-${WORKERS}-workers` : '20-study-finished')
+  if (WORKERS > 1) {
+    // the trials ran on more than one Celery worker (node names e2e1@host, e2e2@host)
+    const trials = await (
+      await page.request.get(`${BASE()}/api/v1/experiments?parent_id=${studyId}&limit=50`)
+    ).json()
+    const nodes = new Set<string>()
+    for (const { id } of trials.items as { id: string }[]) {
+      const trial = await (await page.request.get(`${BASE()}/api/v1/experiments/${id}`)).json()
+      nodes.add(String(trial.worker).split('@')[0])
+    }
+    const started = Array.from({ length: WORKERS }, (_, i) => `e2e${i + 1}`)
+    for (const node of nodes) expect(started).toContain(node)
+    expect(nodes.size).toBeGreaterThanOrEqual(2)
+  }
 
   // register the best trial's model
   page.once('dialog', (d) => d.accept('e2e-tuned'))

@@ -1,5 +1,8 @@
 // Starts a real `azuraforge up` on a free port with a temporary data folder, serving the built
 // dashboard (dist/), and stops it after the run. Tests read its address from E2E_BASE_URL.
+// With E2E_WORKERS=N it starts the distributed topology instead: `azuraforge api` and N
+// `azuraforge worker` processes (Celery on the Redis at AZURAFORGE_REDIS_URL, default
+// 127.0.0.1:6379, on a queue and event channels of this run's own) sharing the data folder.
 // Authentication: before `up` it creates an admin (AZURAFORGE_E2E_USER, default e2e-admin;
 // password AZURAFORGE_E2E_PASSWORD, generated when unset) with `azuraforge users create`, then
 // signs in through the login page once and saves the session for every test (storageState).
@@ -75,7 +78,7 @@ function freePort(): Promise<number> {
 async function waitHealthy(url: string, child: ChildProcess, log: () => string): Promise<void> {
   const deadline = Date.now() + 120_000
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`azuraforge up exited with ${child.exitCode}:\n${log()}`)
+    if (child.exitCode !== null) throw new Error(`the server exited with ${child.exitCode}:\n${log()}`)
     try {
       const r = await fetch(`${url}/api/v1/health`)
       if (r.ok || r.status === 401) return // listening (401: health behind the login)
@@ -84,7 +87,7 @@ async function waitHealthy(url: string, child: ChildProcess, log: () => string):
     }
     await new Promise((r) => setTimeout(r, 500))
   }
-  throw new Error(`azuraforge up did not answer at ${url} within 120 s:\n${log()}`)
+  throw new Error(`the server did not answer at ${url} within 120 s:\n${log()}`)
 }
 
 export default async function globalSetup(config: FullConfig): Promise<() => Promise<void>> {
@@ -98,7 +101,15 @@ export default async function globalSetup(config: FullConfig): Promise<() => Pro
   const [cmd, args] = existsSync(venvBin)
     ? [venvBin, [] as string[]]
     : ['uv', ['run', '--locked', 'azuraforge']]
-  const env = { ...process.env, AZURAFORGE_DATA_DIR: dataDir, PYTHONUNBUFFERED: '1' }
+  const workers = Number(process.env.E2E_WORKERS || 0)
+  const tag = randomBytes(4).toString('hex')
+  const env: NodeJS.ProcessEnv = { ...process.env, AZURAFORGE_DATA_DIR: dataDir, PYTHONUNBUFFERED: '1' }
+  if (workers > 0) {
+    env.AZURAFORGE_REDIS_URL = process.env.AZURAFORGE_REDIS_URL || 'redis://127.0.0.1:6379/0'
+    env.AZURAFORGE_CELERY_QUEUE = `e2e-${tag}`
+    env.AZURAFORGE_EVENT_CHANNEL_PREFIX = `e2e-${tag}:`
+    env.AZURAFORGE_DASHBOARD_DIR = join(dashboard, 'dist')
+  }
   const username = process.env.AZURAFORGE_E2E_USER || 'e2e-admin'
   const password = process.env.AZURAFORGE_E2E_PASSWORD || randomBytes(18).toString('base64url')
   process.env.AZURAFORGE_E2E_USER = username
@@ -111,35 +122,51 @@ export default async function globalSetup(config: FullConfig): Promise<() => Pro
     throw err
   }
   let output = ''
-  const child = spawn(cmd, [...args, 'up', '--port', String(port), '--dashboard', join(dashboard, 'dist')], {
-    cwd: repo,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true, // its own process group, so teardown stops the training children too
-  })
-  child.stdout?.on('data', (d) => (output += String(d)))
-  child.stderr?.on('data', (d) => (output += String(d)))
-  const url = `http://127.0.0.1:${port}`
-  await waitHealthy(url, child, () => output.slice(-4000))
-  process.env.E2E_BASE_URL = url
-  process.env.E2E_DATA_DIR = dataDir
+  const start = (argv: string[]) => {
+    const proc = spawn(cmd, [...args, ...argv], {
+      cwd: repo,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true, // its own process group, so teardown stops the training children too
+    })
+    proc.stdout?.on('data', (d) => (output += String(d)))
+    proc.stderr?.on('data', (d) => (output += String(d)))
+    return proc
+  }
+  const children =
+    workers > 0
+      ? [
+          start(['api', '--port', String(port)]),
+          ...Array.from({ length: workers }, (_, i) =>
+            start(['worker', '--concurrency', '1', '--name', `e2e${i + 1}@%h`, '--loglevel', 'WARNING']),
+          ),
+        ]
+      : [start(['up', '--port', String(port), '--dashboard', join(dashboard, 'dist')])]
   const stop = async () => {
-    if (child.pid && child.exitCode === null) {
-      try {
-        process.kill(-child.pid, 'SIGTERM')
-      } catch {
-        /* already gone */
+    for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+      for (const child of children) {
+        if (child.pid && child.exitCode === null) {
+          try {
+            process.kill(-child.pid, signal)
+          } catch {
+            /* already gone */
+          }
+        }
       }
-      await new Promise((r) => setTimeout(r, 1500))
-      try {
-        process.kill(-child.pid, 'SIGKILL')
-      } catch {
-        /* stopped */
-      }
+      if (signal === 'SIGTERM') await new Promise((r) => setTimeout(r, 1500))
     }
     rmSync(dataDir, { recursive: true, force: true })
     rmSync(STORAGE_STATE, { force: true })
   }
+  const url = `http://127.0.0.1:${port}`
+  try {
+    await waitHealthy(url, children[0], () => output.slice(-4000))
+  } catch (err) {
+    await stop()
+    throw err
+  }
+  process.env.E2E_BASE_URL = url
+  process.env.E2E_DATA_DIR = dataDir
   try {
     mkdirSync(dirname(STORAGE_STATE), { recursive: true })
     await signIn(config, url, username, password)
