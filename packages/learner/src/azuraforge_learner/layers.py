@@ -469,7 +469,7 @@ def fused_with_relu(layer: Module, following: Module) -> Any:
     ReLU runs in place on the layer's output, saving an array and a graph node. Only the
     exact built-in classes: a subclass may have changed what forward does."""
     if type(following) is ReLU and type(layer) in (Linear, Conv2D):
-        return lambda x: layer.forward(x, relu=True)  # type: ignore[attr-defined]
+        return lambda x: layer.forward(x, relu=True)
     return None
 
 

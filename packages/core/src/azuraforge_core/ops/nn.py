@@ -471,11 +471,12 @@ class MaxPool2d(Function):
     def _forward_tiled(self, xp: Any, x: Any, oh: int, ow: int) -> Any:
         kh, kw = self.k
         tiles = self._tiles(x, oh, ow)
-        rows, self.arg_w = (
-            _running_max(xp, [tiles[..., j] for j in range(kw)])
-            if kw > 1
-            else (tiles[..., 0], None)
-        )
+        arg_w: Any = None  # which column of each window held the max (None: one column)
+        if kw > 1:
+            rows, arg_w = _running_max(xp, [tiles[..., j] for j in range(kw)])
+        else:
+            rows = tiles[..., 0]
+        self.arg_w = arg_w
         if kh == 1:
             self.arg_h = None
             return rows[:, :, :, 0].copy() if kw == 1 else rows[:, :, :, 0]
