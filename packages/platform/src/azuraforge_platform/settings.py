@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "get_settings"]
@@ -175,6 +176,46 @@ class Settings(BaseSettings):
         default_factory=lambda: Path.home() / ".config" / "azuraforge",
         description="Where `azuraforge login` keeps its credentials (owner-only).",
     )
+
+    # -- observability (docs/observability.md) ----------------------------------------------
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="text: lines for people; json: one JSON object a line (with the request "
+        "and experiment ids) for a log collector.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="WARNING", description="The lowest level logged by the platform's processes."
+    )
+    access_log: bool = Field(
+        default=False,
+        description="One INFO line per HTTP request (method, route, status, duration, "
+        "request id); needs log_level INFO or lower.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="The bearer token Prometheus sends to /metrics (API and workers). "
+        "Admins' own credentials also reach the API's /metrics.",
+    )
+    worker_metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port a worker serves /metrics on (needs metrics_token); unset: none.",
+    )
+    worker_metrics_host: str = Field(
+        default="0.0.0.0", description="Address a worker's /metrics listens on."
+    )
+    prometheus_multiproc_dir: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir"),
+        description="prometheus_client's multiprocess mode (its own variable, unprefixed): "
+        "`azuraforge api --processes N` sets it; /metrics then adds up every process's values.",
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @property
     def resolved_database_url(self) -> str:
