@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -15,12 +17,14 @@ from starlette.staticfiles import StaticFiles
 from azuraforge_platform import __version__
 from azuraforge_platform.api.errors import AUTH_ERRORS, ERRORS, ApiError, install_error_handlers
 from azuraforge_platform.api.middleware import BodyLimitMiddleware, StripTrailingSlashMiddleware
+from azuraforge_platform.api.observe import RequestObserver, RouteSpy
 from azuraforge_platform.api.routes import (
     audit,
     auth,
     events,
     experiments,
     health,
+    metrics,
     models,
     pipelines,
     tokens,
@@ -77,6 +81,16 @@ def api_router() -> APIRouter:
     return router
 
 
+class _App(FastAPI):
+    """FastAPI with `RequestObserver` outside everything, Starlette's error middleware
+    included: a 500 and a refused Host get a request id and are measured too."""
+
+    access_log = False
+
+    def build_middleware_stack(self) -> Any:
+        return RequestObserver(super().build_middleware_stack(), access_log=self.access_log)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -96,8 +110,13 @@ def create_app(
             yield
         finally:
             services.close()
+            if settings.prometheus_multiproc_dir is not None:
+                from prometheus_client import multiprocess
 
-    app = FastAPI(
+                # this process's live gauges (open WebSockets) stop counting
+                multiprocess.mark_process_dead(os.getpid(), str(settings.prometheus_multiproc_dir))
+
+    app = _App(
         title="AzuraForge",
         version=__version__,
         description="Run, watch and compare machine-learning experiments. Every error answers "
@@ -114,14 +133,17 @@ def create_app(
         redirect_slashes=False,
     )
     app.router.redirect_slashes = False
+    app.access_log = settings.access_log
     install_error_handlers(app)
     app.include_router(api_router())
+    app.include_router(metrics.router)  # /metrics, outside /api/v1 (before the dashboard's /*)
     _mount_api_docs(app)
 
     dashboard = default_dashboard_dir(settings) if serve_dashboard else None
     if dashboard is not None and (dashboard / "index.html").is_file():
         _mount_dashboard(app, dashboard)
 
+    app.add_middleware(RouteSpy)  # innermost: sees the route the router matched
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -136,7 +158,7 @@ def create_app(
         limit_for=lambda path: upload_limit if path.startswith(upload_path) else json_limit,
     )
     app.add_middleware(StripTrailingSlashMiddleware, prefix=API_PREFIX)
-    # outermost: a request for a foreign Host or from a foreign Origin goes no further
+    # outermost of these: a request for a foreign Host or from a foreign Origin goes no further
     app.add_middleware(
         HostOriginMiddleware, hosts=allowed_hosts(settings), trusted_origins=settings.cors_origins
     )

@@ -3,6 +3,7 @@ against shared PostgreSQL and Redis, for several instances behind a load balance
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +13,7 @@ from rich.panel import Panel
 from azuraforge_platform.accounts import Accounts, load_signing_key
 from azuraforge_platform.cli.common import console, fail, is_loopback, load_settings, open_store
 from azuraforge_platform.store.accounts import AccountStore
+from azuraforge_platform.telemetry.logs import logging_config
 
 __all__ = ["register"]
 
@@ -105,6 +107,7 @@ def up_command(
         app,
         host=settings.api_host,
         port=settings.api_port,
+        log_config=logging_config(settings),
         log_level="warning",
         ws_ping_interval=20,
         ws_ping_timeout=20,
@@ -149,6 +152,8 @@ def api_command(
         )
     host = host or settings.api_host
     port = port if port is not None else settings.api_port
+    if processes > 1 or settings.prometheus_multiproc_dir is not None:
+        _multiprocess_metrics(settings.prometheus_multiproc_dir)
     console().print(f"[bold green]AzuraForge API:[/] {_address(host, port)}/api/v1")
     # By import string, so every process builds its app from the same environment.
     uvicorn.run(
@@ -157,10 +162,29 @@ def api_command(
         host=host,
         port=port,
         workers=processes,
+        log_config=logging_config(settings),  # applied in every process uvicorn starts
         log_level="warning",
         ws_ping_interval=20,
         ws_ping_timeout=20,
     )
+
+
+def _multiprocess_metrics(folder: Path | None) -> None:
+    """Several processes answer on one port, so /metrics must add up all of them:
+    prometheus_client's multiprocess mode, its values in files of one folder. The processes
+    uvicorn starts inherit the folder through the environment (prometheus_client reads it
+    there); its files of an earlier run are removed first, as that mode requires."""
+    if folder is None:
+        import atexit
+        import shutil
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp(prefix="azuraforge-metrics-"))
+        atexit.register(shutil.rmtree, folder, True)
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
 
 
 def register(app: typer.Typer) -> None:

@@ -30,6 +30,8 @@ from azuraforge_platform.store import (
     ExperimentStatus,
     ExperimentStore,
 )
+from azuraforge_platform.telemetry.logs import bind_process_experiment, configure_logging
+from azuraforge_platform.telemetry.metrics import RUNS_SUPERVISED, WORKER_SLOTS, observe_run_end
 
 __all__ = ["LocalExecutor", "SupervisedRun", "warm_up"]
 
@@ -63,6 +65,10 @@ def _child_main(settings: Settings, experiment_id: str, worker: str, relay: Any 
     die_with_parent(
         processes.FORK_SERVER_PID
     )  # an orphaned run would beat (and train) on unsupervised
+    # The fork server was spawned, not forked: its children configure their own logging, and
+    # each runs one experiment, so every line of it (any thread's) names that experiment.
+    configure_logging(settings)
+    bind_process_experiment(experiment_id)
     store = ExperimentStore.from_settings(settings)
     bus: EventBus = (
         _RelayBus(relay)
@@ -107,8 +113,10 @@ class SupervisedRun:
         self.cancel_seen_at: float | None = None
         self.terminated_at: float | None = None
         self.coordinator = False  # which of the executor's slots it holds
+        self.started = time.monotonic()
 
     def start(self) -> SupervisedRun:
+        self.started = time.monotonic()
         self.process.start()
         return self
 
@@ -118,14 +126,20 @@ class SupervisedRun:
             self.process.join()
             code = self.process.exitcode
             if code != 0:
-                log.warning("worker for %s exited with code %s", self.experiment_id, code)
+                log.warning(
+                    "worker for %s exited with code %s",
+                    self.experiment_id,
+                    code,
+                    extra={"experiment_id": self.experiment_id},
+                )
             # Conditional on this worker still holding an active run, so it is a no-op after
             # a recorded outcome (or when another worker claimed the experiment).
-            Lifecycle(events).recover(
+            recovered = Lifecycle(events).recover(
                 self.experiment_id,
                 worker=self.worker,
                 reason=f"worker process exited with code {code} without recording an outcome",
             )
+            self._observe(events, recovered)
             return True
         now = time.monotonic()
         if self.terminated_at is not None:
@@ -142,6 +156,20 @@ class SupervisedRun:
             self.terminated_at = now
         return False
 
+    def _observe(self, events: EventService, recovered: Any) -> None:
+        # The supervisor outlives the child, so the duration is observed here, in a process
+        # Prometheus scrapes (telemetry/metrics.py).
+        try:
+            record = recovered if recovered is not None else events.store.get(self.experiment_id)
+        except ExperimentNotFoundError:  # deleted meanwhile
+            return
+        observe_run_end(
+            record,
+            worker=self.worker,
+            recovered=recovered is not None,
+            elapsed=time.monotonic() - self.started,
+        )
+
     def wait(self, events: EventService, grace_seconds: float, poll_seconds: float = 0.5) -> None:
         """Block until the child is gone (what a Celery task does)."""
         while True:
@@ -151,6 +179,10 @@ class SupervisedRun:
             except Exception:  # a database blip must not orphan the child
                 log.exception("supervising %s failed; will retry", self.experiment_id)
             self.process.join(poll_seconds)
+
+
+def _kind(run: SupervisedRun) -> str:
+    return "coordinators" if run.coordinator else "runs"
 
 
 # What LocalExecutor names its runs' workers: `host:pid:local-N` (pid: the executor's process).
@@ -254,6 +286,7 @@ class LocalExecutor:
         except Exception:  # the periodic reaper recovers them later
             log.exception("looking for runs of a dead earlier process failed")
         warm_up()
+        self._count_slots(+1)
         dispatcher = threading.Thread(target=self._dispatch_loop, name="azf-dispatch", daemon=True)
         self._threads = [dispatcher]
         if self._relay is not None:
@@ -270,6 +303,8 @@ class LocalExecutor:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop dispatching; wait for running children (then terminate them)."""
+        if not self._stopping.is_set() and self._threads:
+            self._count_slots(-1)
         self._stopping.set()
         self._wake.set()
         for thread in self._threads:
@@ -287,6 +322,12 @@ class LocalExecutor:
                 thread.join(timeout)
             self._relay.close()
             self._relay.join_thread()
+
+    def _count_slots(self, sign: int) -> None:
+        if self.runs != "coordinators":
+            WORKER_SLOTS.labels("runs").inc(sign * self.max_workers)
+        if self.runs != "plain":
+            WORKER_SLOTS.labels("coordinators").inc(sign * self.coordinator_slots)
 
     def __enter__(self) -> LocalExecutor:
         return self.start()
@@ -352,6 +393,7 @@ class LocalExecutor:
                 raise
             run.coordinator = coordinator
             self._running[exp.id] = run
+            RUNS_SUPERVISED.labels(_kind(run)).inc()
             free -= 1
 
     def _find_orphans(self) -> dict[str, str]:
@@ -413,6 +455,7 @@ class LocalExecutor:
         for exp_id, run in list(self._running.items()):
             if run.check(self.events, self.cancel_grace_seconds):
                 del self._running[exp_id]
+                RUNS_SUPERVISED.labels(_kind(run)).dec()
                 _names.release(run.worker)
 
     def _wake_if_queued(self, event: EventRecord) -> None:

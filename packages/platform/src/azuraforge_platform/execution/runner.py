@@ -6,6 +6,7 @@ record, so a retried job message (Celery's late acknowledgement) is harmless.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -13,8 +14,8 @@ import os
 import socket
 import threading
 import traceback
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from azuraforge_pipeline import (
     Cancelled,
@@ -33,11 +34,25 @@ from azuraforge_platform.lifecycle import Lifecycle
 from azuraforge_platform.paths import redact_paths
 from azuraforge_platform.settings import Settings
 from azuraforge_platform.store import ExperimentRecord, ExperimentStatus
+from azuraforge_platform.telemetry.logs import bound
 
 __all__ = ["default_worker_name", "run_experiment", "seed_for"]
 
 S = ExperimentStatus
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _logged_as_run(fn: Callable[Concatenate[str, P], R]) -> Callable[Concatenate[str, P], R]:
+    """Every line logged while the run executes (in this thread) names its experiment."""
+
+    @functools.wraps(fn)
+    def wrapper(experiment_id: str, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with bound(experiment_id=experiment_id):
+            return fn(experiment_id, *args, **kwargs)
+
+    return wrapper
 
 
 def default_worker_name() -> str:
@@ -85,7 +100,11 @@ class _Heartbeat(threading.Thread):
             try:
                 self.check()
             except Exception:  # a blip of the database must not kill the run
-                log.exception("heartbeat for %s failed; will retry", self._id)
+                log.exception(
+                    "heartbeat for %s failed; will retry",
+                    self._id,
+                    extra={"experiment_id": self._id},
+                )
 
     def stop(self) -> None:
         self._done.set()
@@ -104,6 +123,7 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+@_logged_as_run
 def run_experiment(
     experiment_id: str,
     events: EventService,

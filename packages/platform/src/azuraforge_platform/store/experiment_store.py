@@ -3,7 +3,7 @@ write experiments. It hands out plain frozen records (`records.py`), never live 
 
 Each concern lives in its own module and is mixed in here: `experiments.py` (create, list,
 search, delete), `lifecycle.py` (the status machine), `metrics.py`, `logs_events.py` and
-`artifacts.py`, all on `base.py`'s engine and session helpers."""
+`artifacts.py`, `stats.py` (counts for monitoring), all on `base.py`'s engine and session helpers."""
 
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ from azuraforge_platform.store.artifacts import ArtifactsMixin
 from azuraforge_platform.store.experiments import ExperimentsMixin
 from azuraforge_platform.store.logs_events import LogsEventsMixin
 from azuraforge_platform.store.metrics import MetricsMixin
+from azuraforge_platform.store.stats import StatsMixin
 from azuraforge_platform.store.status import LifecycleMixin
 
 __all__ = ["ExperimentStore"]
 
 
 class ExperimentStore(
-    ExperimentsMixin, LifecycleMixin, MetricsMixin, LogsEventsMixin, ArtifactsMixin
+    ExperimentsMixin, LifecycleMixin, MetricsMixin, LogsEventsMixin, ArtifactsMixin, StatsMixin
 ):
     """Experiments and everything they produce, on SQLite or PostgreSQL.
 

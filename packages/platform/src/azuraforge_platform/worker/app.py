@@ -14,6 +14,10 @@
 
 Settings are read when a worker starts; the store is opened lazily in each process (after
 Celery's fork), never shared across processes.
+
+Logging is the platform's (`telemetry.logs`: text or JSON, each task's lines naming its
+experiment), not Celery's own; with `worker_metrics_port` the worker serves its /metrics
+(the runs it supervised, its slots) for Prometheus, behind the metrics token.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from datetime import timedelta
 from functools import lru_cache
 from typing import Any
@@ -44,6 +49,13 @@ from azuraforge_platform.paths import run_path_policy
 from azuraforge_platform.settings import get_settings
 from azuraforge_platform.store import ExperimentNotFoundError, ExperimentStatus, ExperimentStore
 from azuraforge_platform.store.engine import make_engine
+from azuraforge_platform.telemetry.logs import bound, configure_logging
+from azuraforge_platform.telemetry.metrics import (
+    RUNS_SUPERVISED,
+    WORKER_SLOTS,
+    MetricsServer,
+    observe_run_end,
+)
 
 __all__ = ["Reaper", "app", "reap_lost", "run_experiment_task"]
 
@@ -60,6 +72,12 @@ def _events() -> EventService:
     return EventService(store, make_bus(settings.redis_url, prefix=settings.event_channel_prefix))
 
 
+@signals.setup_logging.connect
+def _logging(loglevel: Any = None, **_: Any) -> None:
+    # Connected, so Celery leaves the logging alone: one format for all of the platform.
+    configure_logging(settings, level=loglevel)
+
+
 @signals.worker_process_init.connect
 def _fresh_connections(**_: Any) -> None:
     # A pool process forked after the parent opened the store must not reuse its sockets.
@@ -68,6 +86,11 @@ def _fresh_connections(**_: Any) -> None:
 
 @app.task(name=RUN_EXPERIMENT_TASK, bind=True)
 def run_experiment_task(self: Any, experiment_id: str) -> str:
+    with bound(experiment_id=experiment_id):
+        return _run_task(self, experiment_id)
+
+
+def _run_task(self: Any, experiment_id: str) -> str:
     events = _events()
     try:
         status = events.store.get(experiment_id).status
@@ -80,17 +103,22 @@ def run_experiment_task(self: Any, experiment_id: str) -> str:
         # A prefork pool process may not start children: run here, without a supervisor
         # (the cancel is then cooperative only). `azuraforge worker` uses the threads pool.
         log.warning("pool process is daemonic; running %s in-process", experiment_id)
-        return run_experiment(
+        started = time.monotonic()
+        record = run_experiment(
             experiment_id,
             events,
             worker=worker,
             heartbeat_seconds=settings.heartbeat_seconds,
             path_policy=run_path_policy(settings),
             settings=settings,
-        ).status.value
-    SupervisedRun(settings, experiment_id, worker).start().wait(
-        events, settings.cancel_grace_seconds
-    )
+        )
+        elapsed = time.monotonic() - started
+        observe_run_end(record, worker=worker, recovered=False, elapsed=elapsed)
+        return record.status.value
+    with RUNS_SUPERVISED.labels("runs").track_inprogress():
+        SupervisedRun(settings, experiment_id, worker).start().wait(
+            events, settings.cancel_grace_seconds
+        )
     return events.store.get(experiment_id).status.value
 
 
@@ -142,11 +170,19 @@ class Reaper(threading.Thread):
 
 _reaper: Reaper | None = None
 _coordinators: LocalExecutor | None = None
+_metrics: MetricsServer | None = None
+_slots = 0
 
 
 @signals.worker_ready.connect
-def _start_reaper(**_: Any) -> None:
-    global _reaper, _coordinators
+def _start_reaper(sender: Any = None, **_: Any) -> None:
+    global _reaper, _coordinators, _metrics, _slots
+    # the pool's size: how many runs (tasks) this worker takes at once
+    _slots = int(getattr(getattr(sender, "controller", None), "concurrency", None) or 1)
+    WORKER_SLOTS.labels("runs").inc(_slots)
+    if settings.worker_metrics_port is not None:
+        _metrics = MetricsServer(settings).start()
+        log.info("metrics on %s:%s/metrics", settings.worker_metrics_host, _metrics.port)
     _reaper = Reaper(settings.reap_seconds)
     _reaper.start()
     # Coordinator runs (studies) are never sent as tasks: each worker looks for queued ones
@@ -160,6 +196,9 @@ def _start_reaper(**_: Any) -> None:
 
 @signals.worker_shutdown.connect
 def _stop_reaper(**_: Any) -> None:
+    WORKER_SLOTS.labels("runs").dec(_slots)
+    if _metrics is not None:
+        _metrics.stop()
     if _reaper is not None:
         _reaper.stop()
     if _coordinators is not None:

@@ -41,6 +41,7 @@ from azuraforge_platform.api.live import FINAL, AsyncEventStream
 from azuraforge_platform.api.security import authenticate_websocket
 from azuraforge_platform.api.services import Services
 from azuraforge_platform.store import ExperimentNotFoundError
+from azuraforge_platform.telemetry.metrics import WEBSOCKETS
 
 router = APIRouter(tags=["experiments"])
 log = logging.getLogger(__name__)
@@ -122,8 +123,11 @@ async def _pump_status(websocket: WebSocket, services: Services) -> None:
         subscription.close()
 
 
-async def _serve(websocket: WebSocket, pump: Coroutine[Any, Any, None], what: str) -> None:
-    """Authenticates, then runs `pump` until it ends or the client goes away."""
+async def _serve(
+    websocket: WebSocket, pump: Coroutine[Any, Any, None], what: str, stream: str
+) -> None:
+    """Authenticates, then runs `pump` until it ends or the client goes away (counted in
+    `azuraforge_websocket_connections{stream}` meanwhile)."""
     principal, subprotocol = await authenticate_websocket(websocket)
     await websocket.accept(subprotocol=subprotocol)
     if principal is None:
@@ -133,11 +137,14 @@ async def _serve(websocket: WebSocket, pump: Coroutine[Any, Any, None], what: st
         await websocket.send_json({"type": "error", **error_payload(401, message)})
         await websocket.close(code=4401)
         return
+    connections = WEBSOCKETS.labels(stream)
+    connections.inc()
     pumping = asyncio.create_task(pump)
     drain = asyncio.create_task(_drain(websocket))
     try:
         done, _ = await asyncio.wait({pumping, drain}, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        connections.dec()
         for task in (pumping, drain):
             task.cancel()
         for task in (pumping, drain):
@@ -161,11 +168,11 @@ async def experiment_events(
 ) -> None:
     services: Services = websocket.app.state.services
     pump = _pump(websocket, services, experiment_id, after)
-    await _serve(websocket, pump, f"event stream of {experiment_id}")
+    await _serve(websocket, pump, f"event stream of {experiment_id}", "events")
 
 
 @router.websocket("/events/status")
 async def status_events(websocket: WebSocket) -> None:
     """Every experiment's status changes (see the module's docstring)."""
     services: Services = websocket.app.state.services
-    await _serve(websocket, _pump_status(websocket, services), "status stream")
+    await _serve(websocket, _pump_status(websocket, services), "status stream", "status")
