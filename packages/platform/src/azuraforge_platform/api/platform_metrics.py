@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from azuraforge_platform import __version__
 from azuraforge_platform.store import ExperimentStatus
 
 if TYPE_CHECKING:
@@ -34,18 +33,13 @@ def worker_process(worker: str) -> str:
 
 
 class PlatformCollector(Collector):
-    """`azuraforge_build_info`, `azuraforge_experiments`, `azuraforge_queue_depth`,
+    """`azuraforge_experiments`, `azuraforge_queue_depth`,
     `azuraforge_runs_active` and `azuraforge_workers_alive` (docs/observability.md)."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
 
     def collect(self) -> Iterator[Metric]:
-        info = GaugeMetricFamily(
-            "azuraforge_build_info", "The platform's version (always 1).", labels=["version"]
-        )
-        info.add_metric([__version__], 1)
-        yield info
         try:
             yield from self._from_store()
         except Exception as exc:  # a scrape still answers, without the database's families

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hmac
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from socketserver import ThreadingMixIn
 from typing import Any
@@ -35,9 +35,11 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from azuraforge_platform import __version__
 from azuraforge_platform.settings import Settings
 from azuraforge_platform.store import ExperimentRecord, ExperimentStatus
 
@@ -162,9 +164,18 @@ def exposition(settings: Settings, collectors: Iterable[Collector] = ()) -> byte
     else:
         text = generate_latest(REGISTRY)
     extra = CollectorRegistry(auto_describe=False)  # registering reads nothing yet
-    for collector in collectors:
+    for collector in (_BuildInfo(), *collectors):
         extra.register(collector)
     return text + generate_latest(extra)
+
+
+class _BuildInfo(Collector):
+    def collect(self) -> Iterator[Metric]:
+        info = GaugeMetricFamily(
+            "azuraforge_build_info", "The platform's version (always 1).", labels=["version"]
+        )
+        info.add_metric([__version__], 1)
+        yield info
 
 
 def token_ok(settings: Settings, authorization: str | None) -> bool:
