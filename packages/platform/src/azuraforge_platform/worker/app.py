@@ -177,8 +177,10 @@ _slots = 0
 @signals.worker_ready.connect
 def _start_reaper(sender: Any = None, **_: Any) -> None:
     global _reaper, _coordinators, _metrics, _slots
-    # the pool's size: how many runs (tasks) this worker takes at once
-    _slots = int(getattr(getattr(sender, "controller", None), "concurrency", None) or 1)
+    # the pool's size: how many runs (tasks) this worker takes at once (the solo pool's is 1
+    # whatever --concurrency says)
+    pool = getattr(getattr(sender, "controller", None), "pool", None)
+    _slots = int(getattr(pool, "limit", None) or 1)
     WORKER_SLOTS.labels("runs").inc(_slots)
     if settings.worker_metrics_port is not None:
         _metrics = MetricsServer(settings).start()
