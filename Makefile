@@ -54,10 +54,14 @@ test-e2e: setup
 test-gpu: setup
 	$(RUN) pytest -m gpu
 
+# ruff, the architecture contracts, the CI workflows against their JSON schema (vendored in
+# check-jsonschema, nothing downloaded) and one version for every package.
 lint: setup
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) lint-imports
+	$(RUN) check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(RUN) python .ci/version.py check
 
 format: setup
 	$(RUN) ruff format .
