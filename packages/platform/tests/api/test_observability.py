@@ -6,20 +6,26 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from azuraforge_platform.api import create_app
+from azuraforge_platform.settings import Settings
 from azuraforge_platform.telemetry.logs import ContextFilter, JsonLineFormatter
 
-from .conftest import add_user, bearer, make_settings
+from .conftest import add_user, bearer, free_port, make_settings
 
 API = "/api/v1"
 TOKEN = "scrape-token-for-tests-0123456789"
@@ -346,3 +352,87 @@ def test_grafana_dashboard_queries_what_the_platform_exports(tmp_path: Path, tra
         "azuraforge_http_request_duration_seconds_bucket",
     ):
         assert wanted in used, wanted
+
+
+# -- several API processes on one port ---------------------------------------------------------
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_api_processes_add_up_their_metrics_and_log_json(
+    tmp_path: Path, redis_url: str, channel_prefix: str
+) -> None:
+    """`azuraforge api --processes 2`: whichever process answers a scrape reports what both
+    served (multiprocess mode), and both log JSON lines with the request ids."""
+    database = f"sqlite:///{tmp_path / 'store.db'}"
+    add_user(Settings(data_dir=tmp_path, database_url=database), "admin")
+    folder = tmp_path / "prometheus"
+    folder.mkdir()
+    (folder / "counter_999999.db").write_bytes(b"left by an earlier run")  # removed at start
+    port = free_port()
+    env = dict(os.environ)
+    env.update(
+        AZURAFORGE_DATA_DIR=str(tmp_path),
+        AZURAFORGE_DATABASE_URL=database,
+        AZURAFORGE_REDIS_URL=redis_url,
+        AZURAFORGE_EVENT_CHANNEL_PREFIX=channel_prefix,
+        AZURAFORGE_CELERY_QUEUE=channel_prefix,
+        AZURAFORGE_METRICS_TOKEN=TOKEN,
+        AZURAFORGE_LOG_FORMAT="json",
+        AZURAFORGE_LOG_LEVEL="INFO",
+        AZURAFORGE_ACCESS_LOG="true",
+        PROMETHEUS_MULTIPROC_DIR=str(folder),
+    )
+    log_path = tmp_path / "api.log"
+    command = [
+        sys.executable, "-c", "from azuraforge_platform.cli.app import main; main()",
+        "api", "--host", "127.0.0.1", "--port", str(port), "--processes", "2",
+    ]  # fmt: skip
+    with log_path.open("w") as log:
+        api = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{url}/api/v1/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert api.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.2)
+        for i in range(30):  # a fresh connection each, so both processes take some
+            answer = httpx.get(f"{url}/api/v1/pipelines", headers={"X-Request-ID": f"mp-{i}"})
+            assert answer.status_code == 401 and answer.headers["X-Request-ID"] == f"mp-{i}"
+        counted = "azuraforge_http_requests_total"
+        labels = {"method": "GET", "route": f"{API}/pipelines", "status": "401"}
+        for _ in range(8):
+            response = httpx.get(f"{url}/metrics", headers=bearer(TOKEN), timeout=10)
+            assert response.status_code == 200, response.text
+            samples = {
+                (s.name, frozenset(s.labels.items())): s.value
+                for family in text_string_to_metric_families(response.text)
+                for s in family.samples
+            }
+            assert value(samples, counted, **labels) == 30  # both processes' requests
+            assert value(samples, "azuraforge_queue_depth", queue=channel_prefix) == 0
+        served = {p.name.rsplit("_", 1)[1] for p in folder.glob("counter_*.db")}
+        assert "999999.db" not in served and len(served) >= 2, served
+    finally:
+        api.terminate()
+        try:
+            api.wait(30)
+        except subprocess.TimeoutExpired:
+            api.kill()
+            api.wait()
+        client = redis.Redis.from_url(redis_url)
+        for key in client.scan_iter(f"*{channel_prefix}*"):
+            client.delete(key)
+        client.close()
+    records = [
+        json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")
+    ]
+    access = {r["request_id"]: r for r in records if r["logger"] == "azuraforge_platform.access"}
+    for i in range(30):
+        assert access[f"mp-{i}"]["route"] == f"{API}/pipelines", access.get(f"mp-{i}")
+        assert access[f"mp-{i}"]["status"] == 401
