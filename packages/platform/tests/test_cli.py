@@ -209,6 +209,16 @@ def test_worker_explains_a_missing_or_unreachable_redis(
     assert result.exit_code == 1 and "cannot reach Redis at redis://127.0.0.1:1/0" in result.output
 
 
+def test_worker_refuses_metrics_without_a_token(
+    cli: CliRunner, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AZURAFORGE_REDIS_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("AZURAFORGE_WORKER_METRICS_PORT", "9464")
+    monkeypatch.delenv("AZURAFORGE_METRICS_TOKEN", raising=False)
+    result = cli.invoke(app, ["worker"])
+    assert result.exit_code == 2 and "AZURAFORGE_METRICS_TOKEN" in result.output
+
+
 def test_a_non_finite_loss_fails_the_run_with_a_clear_message(
     cli: CliRunner, env: dict[str, str], fit_pipeline: str
 ) -> None:

@@ -50,6 +50,12 @@ def worker_command(
             "the worker needs Redis: set AZURAFORGE_REDIS_URL (e.g. redis://localhost:6379/0); "
             "without it, `azuraforge run` and the embedded mode need no worker"
         )
+    if settings.worker_metrics_port is not None and settings.metrics_token is None:
+        fail(
+            "AZURAFORGE_WORKER_METRICS_PORT is set but AZURAFORGE_METRICS_TOKEN is not: a "
+            "worker's /metrics needs the token Prometheus sends (docs/observability.md)",
+            2,
+        )
     if pool not in ("threads", "solo"):
         fail(f"unknown pool {pool!r}; choose threads or solo (runs get their own process)", 2)
     _check_redis(settings.redis_url)

@@ -183,8 +183,11 @@ def _start_reaper(sender: Any = None, **_: Any) -> None:
     _slots = int(getattr(pool, "limit", None) or 1)
     WORKER_SLOTS.labels("runs").inc(_slots)
     if settings.worker_metrics_port is not None:
-        _metrics = MetricsServer(settings).start()
-        log.info("metrics on %s:%s/metrics", settings.worker_metrics_host, _metrics.port)
+        try:
+            _metrics = MetricsServer(settings).start()
+            log.info("metrics on %s:%s/metrics", settings.worker_metrics_host, _metrics.port)
+        except (OSError, ValueError) as exc:  # the port is taken, no token: the runs go on
+            log.error("the worker's /metrics is not served: %s", exc)
     _reaper = Reaper(settings.reap_seconds)
     _reaper.start()
     # Coordinator runs (studies) are never sent as tasks: each worker looks for queued ones
