@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from azuraforge_platform.api.deps import ServicesDep
-from azuraforge_platform.api.errors import ApiError
+from azuraforge_platform.api.errors import AUTH_ERRORS, ApiError
 from azuraforge_platform.api.platform_metrics import PlatformCollector
 from azuraforge_platform.api.security import current_principal
 from azuraforge_platform.telemetry.metrics import CONTENT_TYPE_LATEST, exposition, token_ok
@@ -22,7 +22,10 @@ router = APIRouter(tags=["metrics"])
     "/metrics",
     summary="Prometheus metrics (the metrics token or an admin)",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+    responses={
+        200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
+        **AUTH_ERRORS,
+    },
 )
 async def metrics(request: Request, services: ServicesDep) -> Response:
     if not token_ok(services.settings, request.headers.get("authorization")):
