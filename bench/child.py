@@ -112,8 +112,8 @@ def engine_raw(model: str, x: np.ndarray, y: np.ndarray, params: list[np.ndarray
             return af.linear(af.linear(h, w2, b2, relu=True), w3, b3)
         if model == "cnn":
             c1, cb1, c2, cb2, w, b = ws
-            h = af.max_pool2d(af.conv2d(xb, c1, cb1, relu=True), 2)
-            h = af.max_pool2d(af.conv2d(h, c2, cb2, relu=True), 2)
+            h = af.conv2d(xb, c1, cb1, relu=True, max_pool=2)  # conv, ReLU, 2x2 pool: one op
+            h = af.conv2d(h, c2, cb2, relu=True, max_pool=2)
             return af.linear(h.reshape(h.shape[0], -1), w, b)
         # An LSTM from elementary ops (the core has no LSTM op; the learner's is fused).
         w_ih, w_hh, bias, hw, hb = ws
