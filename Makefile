@@ -72,7 +72,7 @@ typecheck: setup
 
 bench: setup
 	bash bench/setup_torch.sh
-	$(RUN) python bench/run_all.py
+	$(RUN) python bench/compare.py
 
 clean:
 	rm -rf .venv .pytest_cache .ruff_cache .mypy_cache

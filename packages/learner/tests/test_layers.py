@@ -493,14 +493,9 @@ def test_sequential_fuses_linear_and_conv_with_relu_without_changing_results() -
     )  # fmt: skip
     x = randn(4, 2, 4, 4, grad=False)
     out = model(x)
-    # Conv2D+ReLU and Linear+ReLU each became one node: the graph is conv, pool, flatten,
-    # linear, linear.
-    kinds = []
-    node = out
-    while node._ctx is not None:
-        kinds.append(type(node._ctx).__name__)
-        node = node._ctx.inputs[0]
-    assert kinds == ["Linear", "Linear", "Reshape", "MaxPool2d", "Conv2d"]
+    # Conv2D+ReLU+MaxPool2D and Linear+ReLU each became one node: the graph is conv-pool,
+    # flatten, linear, linear.
+    assert _node_kinds(out) == ["Linear", "Linear", "Reshape", "Conv2dMaxPool"]
     out.sum().backward()
     fused_grads = [p.grad.numpy().copy() for p in model.parameters()]
     model.zero_grad()
@@ -509,6 +504,42 @@ def test_sequential_fuses_linear_and_conv_with_relu_without_changing_results() -
     np.testing.assert_array_equal(out.numpy(), reference.numpy())
     for got, want in zip(fused_grads, [p.grad.numpy() for p in model.parameters()], strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+
+
+def _node_kinds(out: Tensor) -> list[str]:
+    kinds = []
+    node = out
+    while node._ctx is not None:
+        kinds.append(type(node._ctx).__name__)
+        node = node._ctx.inputs[0]
+    return kinds
+
+
+@pytest.mark.parametrize(
+    "conv_stride,pool,kinds",
+    [
+        (1, MaxPool2D(3), ["Conv2dMaxPool"]),  # any square pool whose stride is its size
+        (2, MaxPool2D(2), ["MaxPool2d", "Conv2d"]),  # strided conv: conv+ReLU, then the pool
+        (1, MaxPool2D(2, stride=1), ["MaxPool2d", "Conv2d"]),  # overlapping windows
+        (1, MaxPool2D((2, 1)), ["MaxPool2d", "Conv2d"]),  # not square
+    ],
+)
+def test_sequential_fuses_conv_relu_pool_only_where_it_can(
+    conv_stride: int, pool: MaxPool2D, kinds: list[str]
+) -> None:
+    af.manual_seed(6)
+    model = Sequential(Conv2D(2, 3, 3, stride=conv_stride, padding=1), ReLU(), pool)
+    x = randn(3, 2, 9, 8, grad=False)
+    out = model(x)
+    assert _node_kinds(out) == kinds
+    out.sum().backward()
+    fused_grads = [p.grad.numpy().copy() for p in model.parameters()]
+    model.zero_grad()
+    reference = _unfused(model, x)
+    reference.sum().backward()
+    np.testing.assert_array_equal(out.numpy(), reference.numpy())
+    for got, want in zip(fused_grads, [p.grad.numpy() for p in model.parameters()], strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
 def test_sequential_fused_relu_gradients_match_finite_differences() -> None:

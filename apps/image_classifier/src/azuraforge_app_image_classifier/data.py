@@ -485,12 +485,15 @@ def random_affine(
     y0i = np.clip(y0.astype(np.int64) + 1, 0, h + 1)
     x0i = np.clip(x0.astype(np.int64) + 1, 0, w + 1)
     y1i, x1i = np.clip(y0i + 1, 0, h + 1), np.clip(x0i + 1, 0, w + 1)
-    b = np.arange(n)[:, None, None]
+    # Flat indices into one image plane of `padded`: one `take` per corner is several times
+    # faster than indexing with three broadcast index arrays.
+    rows0 = (np.arange(n)[:, None, None] * (h + 2) + y0i) * (w + 2)
+    rows1 = rows0 + (y1i - y0i) * (w + 2)
     out = np.empty_like(images)
     for ch in range(c):
-        p = padded[:, ch]
-        top = p[b, y0i, x0i] * (1 - wx) + p[b, y0i, x1i] * wx
-        bottom = p[b, y1i, x0i] * (1 - wx) + p[b, y1i, x1i] * wx
+        p = np.ascontiguousarray(padded[:, ch]).reshape(-1)
+        top = p.take(rows0 + x0i) * (1 - wx) + p.take(rows0 + x1i) * wx
+        bottom = p.take(rows1 + x0i) * (1 - wx) + p.take(rows1 + x1i) * wx
         out[:, ch] = top * (1 - wy) + bottom * wy
     return out
 

@@ -106,7 +106,7 @@ class ImageClassifierConfig(PipelineConfig):
         description="Use at most this many images (a stratified sample); empty means all.",
     )
     epochs: int = Field(
-        15, ge=1, le=200, title="Epochs", description="Passes over the training set."
+        30, ge=1, le=200, title="Epochs", description="Passes over the training set."
     )
     batch_size: int = Field(64, ge=4, le=2048, title="Batch size", description="Images per step.")
     learning_rate: float = Field(

@@ -119,15 +119,18 @@ class Conv2D(Module):
         self.weight = Parameter(init.kaiming_uniform(shape, fan_in))
         self.bias = Parameter(init.zeros((self.out_channels,))) if self.use_bias else None
 
-    def forward(self, x: Any, relu: bool = False) -> Tensor:
-        """`relu=True` returns relu(self(x)) as one op (Sequential uses it for Conv2D, ReLU)."""
+    def forward(self, x: Any, relu: bool = False, max_pool: int | None = None) -> Tensor:
+        """`relu=True` returns relu(self(x)) as one op, and `max_pool=p` then max-pools p x p
+        windows of stride p (Sequential uses them for Conv2D, ReLU[, MaxPool2D])."""
         x = as_input(x)
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ShapeError(
                 f"Conv2D expected input (batch, {self.in_channels}, height, width) but got shape "
                 f"{x.shape}; in_channels={self.in_channels}"
             )
-        return af.conv2d(x, self.weight, self.bias, self.stride, self.padding, relu=relu)
+        return af.conv2d(
+            x, self.weight, self.bias, self.stride, self.padding, relu=relu, max_pool=max_pool
+        )
 
     def get_config(self) -> dict[str, Any]:
         k, s, p = self._config_geom
@@ -464,13 +467,21 @@ class Softmax(Module):
         return {"axis": self.axis}
 
 
-def fused_with_relu(layer: Module, following: Module) -> Any:
+def fused_with_relu(layer: Module, following: Module, then: Module | None = None) -> Any:
     """`layer` then `following` as one op when that is a Linear or Conv2D and a ReLU: the
-    ReLU runs in place on the layer's output, saving an array and a graph node. Only the
-    exact built-in classes: a subclass may have changed what forward does."""
-    if type(following) is ReLU and type(layer) in (Linear, Conv2D):
-        return lambda x: layer.forward(x, relu=True)
-    return None
+    ReLU runs in place on the layer's output, saving an array and a graph node. Returns
+    (function, number of layers it covers), or None. A stride-1 Conv2D, ReLU and a square
+    MaxPool2D whose stride is its size (`then`) become one op too (`af.conv2d(...,
+    max_pool=p)`): the convolution is computed where the pool looks, in a layout that
+    makes the pool contiguous. Only the exact built-in classes: a subclass may have
+    changed what forward does."""
+    if type(following) is not ReLU or type(layer) not in (Linear, Conv2D):
+        return None
+    if type(layer) is Conv2D and type(then) is MaxPool2D and layer.stride == (1, 1):
+        (kh, kw), stride = then.kernel_size, then.stride
+        if kh == kw and kh > 1 and stride == (kh, kw):
+            return (lambda x: layer.forward(x, relu=True, max_pool=kh)), 3
+    return (lambda x: layer.forward(x, relu=True)), 2
 
 
 class Identity(Module):

@@ -269,10 +269,15 @@ class Sequential(Module):
         layers = list(self._modules.values())
         i, n = 0, len(layers)
         while i < n:
-            fused = fused_with_relu(layers[i], layers[i + 1]) if i + 1 < n else None
-            if fused is not None:  # Linear/Conv2D then ReLU: one op, same values
-                x = fused(x)
-                i += 2
+            fused = (
+                fused_with_relu(layers[i], layers[i + 1], layers[i + 2] if i + 2 < n else None)
+                if i + 1 < n
+                else None
+            )
+            if fused is not None:  # Linear/Conv2D, ReLU[, MaxPool2D]: one op, same values
+                fn, covered = fused
+                x = fn(x)
+                i += covered
             else:
                 x = layers[i](x)
                 i += 1

@@ -382,6 +382,161 @@ class Conv2d(Function):
         return gx, gw
 
 
+class Conv2dMaxPool(Function):
+    """A stride-1 convolution, an optional ReLU and a p x p max pool of stride p, as one op.
+
+    The convolution is computed only where the pool looks (a floor pool drops the last row
+    or column of an odd-sized output), and its columns are ordered so that each of the p*p
+    positions of a pool window is one contiguous block of the product: the pool is then
+    p*p - 1 `maximum`s over long contiguous rows instead of passes over strided views,
+    and backward routes the gradient block by block, with no argmax and no scatter.
+
+    The input is split once into its p*p polyphase components (rows r = p*r' + u, columns
+    c = p*c' + v); the column of pool phase (dy, dx) and kernel offset (i, j) is then a
+    slice of component ((dy+i) % p, (dx+j) % p) shifted by ((dy+i) // p, (dx+j) // p),
+    copied as one run per image. Each image's pooled row is computed `wq` wide (a few
+    spare columns, zero gradient) so that a whole image is one run. As in the separate
+    ops, max(relu(a), relu(b)) = relu(max(a, b)), and ties go to the first position of the
+    window in scan order.
+    """
+
+    def __init__(self, padding: tuple[int, int], pool: int, relu: bool) -> None:
+        self.padding, self.pool, self.relu = padding, pool, relu
+
+    def forward(self, x: Any, w: Any, b: Any = None) -> Any:
+        xp = backend.get_array_module(x)
+        n, c, h, wd = x.shape
+        o, ci, kh, kw = w.shape
+        if ci != c:
+            raise ShapeError(
+                f"conv2d: input has {c} channels but the weight {tuple(w.shape)} expects {ci}"
+            )
+        (ph, pw), p = self.padding, self.pool
+        oh = _out_size(h, kh, 1, ph, "conv2d", "height")
+        ow = _out_size(wd, kw, 1, pw, "conv2d", "width")
+        qh = _out_size(oh, p, p, 0, "max_pool2d", "height")
+        qw = _out_size(ow, p, p, 0, "max_pool2d", "width")
+        # component rows/columns read: pooled row + shift up to (p - 1 + kh - 1) // p
+        hr = qh + (p + kh - 2) // p
+        wq = qw + (p + kw - 2) // p
+        lq = qh * wq  # one image's pooled positions, wq wide
+        comp = xp.zeros((p, p, c, n, hr * wq + wq), dtype=x.dtype)  # a spare row of zeros
+        xc = x.transpose(1, 0, 2, 3)
+        for inside, grid in _phase_grids(comp, (c, n, h, wd), ph, pw, p, hr, wq):
+            grid[...] = xc[inside]
+        k = c * kh * kw
+        with_bias = b is not None
+        cols = xp.empty((k + with_bias, p * p * n * lq), dtype=x.dtype)
+        blocks = cols[:k].reshape(c, kh, kw, p, p, n, lq)
+        for i, j, dy, dx, u, v, shift in _phase_offsets(kh, kw, p, wq):
+            blocks[:, i, j, dy, dx] = comp[u, v, :, :, shift : shift + lq]
+        wm = w.reshape(o, k)
+        if with_bias:
+            cols[k] = 1
+            wm = xp.concatenate([wm, b.reshape(o, 1).astype(wm.dtype, copy=False)], axis=1)
+        out = (wm @ cols).reshape(o, p * p, n * lq)  # (O, window position, N*lq)
+        best = out[:, 0].copy()
+        for q in range(1, p * p):
+            xp.maximum(best, out[:, q], out=best)
+        if self.relu:
+            xp.maximum(best, 0, out=best)
+        self.cols, self.w, self.out, self.best = cols, w, out, best
+        self.geom = (n, c, h, wd, kh, kw, ph, pw, qh, qw, hr, wq)
+        return best.reshape(o, n, qh, wq)[:, :, :, :qw].transpose(1, 0, 2, 3)
+
+    def backward(self, g: Any) -> Any:
+        xp = backend.get_array_module(g)
+        n, c, h, wd, kh, kw, ph, pw, qh, qw, hr, wq = self.geom
+        p, w, out, best = self.pool, self.w, self.out, self.best
+        o = w.shape[0]
+        lq = qh * wq
+        gb4 = xp.empty((o, n, qh, wq), dtype=g.dtype)
+        gb4[:, :, :, qw:] = 0  # the spare columns were never output
+        if self.relu:  # max > 0 where the ReLU let the gradient through
+            passed = best.reshape(o, n, qh, wq)[:, :, :, :qw] > 0
+            xp.multiply(g.transpose(1, 0, 2, 3), passed, out=gb4[:, :, :, :qw])
+        else:
+            gb4[:, :, :, :qw] = g.transpose(1, 0, 2, 3)
+        left = gb4.reshape(o, n * lq)  # the gradient not yet given to a window position
+        g_out = xp.empty_like(out)
+        hit = xp.empty(left.shape, dtype=bool)
+        for q in range(p * p - 1):  # the first position (scan order) holding the max wins
+            xp.equal(out[:, q], best, out=hit)
+            xp.multiply(left, hit, out=g_out[:, q])
+            xp.subtract(left, g_out[:, q], out=left)
+        g_out[:, p * p - 1] = left
+        g_o = g_out.reshape(o, -1)
+        need = self.needs_input_grad
+        k = c * kh * kw
+        gw = gb = None
+        if need[1] or (len(need) == 3 and need[2]):
+            gwb = (self.cols @ g_o.T).T  # see Conv2d.backward for the orientation
+            if need[1]:
+                gw = xp.ascontiguousarray(gwb[:, :k]).reshape(w.shape)
+            if len(need) == 3 and need[2]:
+                gb = gwb[:, k].copy()
+        gx = None
+        if need[0]:
+            gblocks = (w.reshape(o, k).T @ g_o).reshape(c, kh, kw, p, p, n, lq)
+            gcomp = xp.zeros((p, p, c, n, hr * wq + wq), dtype=g.dtype)
+            for i, j, dy, dx, u, v, shift in _phase_offsets(kh, kw, p, wq):
+                gcomp[u, v, :, :, shift : shift + lq] += gblocks[:, i, j, dy, dx]
+            gxc = xp.zeros((c, n, h, wd), dtype=g.dtype)  # rows the pool drops stay zero
+            for inside, grid in _phase_grids(gcomp, (c, n, h, wd), ph, pw, p, hr, wq):
+                gxc[inside] = grid
+            gx = gxc.transpose(1, 0, 2, 3)
+        if len(need) == 3:
+            return gx, gw, gb
+        return gx, gw
+
+
+def _phase_grids(
+    comp: Any, shape: tuple[int, int, int, int], ph: int, pw: int, p: int, hr: int, wq: int
+) -> list[tuple[Any, Any]]:
+    """Pairs each polyphase component's (hr, wq) grid, cut to the part that holds input
+    pixels, with the index of those pixels in the (C, N, H, W) input."""
+    c, n, h, wd = shape
+    out = []
+    for u in range(p):
+        r0, y0, nr = _phase_span(u, ph, p, h, hr)
+        for v in range(p):
+            s0, z0, ns = _phase_span(v, pw, p, wd, wq)
+            if nr > 0 and ns > 0:
+                grid = comp[u, v, :, :, : hr * wq].reshape(c, n, hr, wq)
+                inside = (
+                    slice(None),
+                    slice(None),
+                    slice(y0, y0 + p * (nr - 1) + 1, p),
+                    slice(z0, z0 + p * (ns - 1) + 1, p),
+                )
+                out.append((inside, grid[:, :, r0 : r0 + nr, s0 : s0 + ns]))
+    return out
+
+
+def _phase_span(u: int, pad: int, p: int, size: int, count: int) -> tuple[int, int, int]:
+    """Component index r0, input index y0 and count of the input rows (or columns) that
+    land in polyphase component u: padded position p*r + u = y + pad for y in [0, size)."""
+    r0 = max(0, -((u - pad) // p))  # the first r with p*r + u - pad >= 0
+    y0 = p * r0 + u - pad
+    nr = min(count - r0, -(-(size - y0) // p)) if y0 < size else 0
+    return r0, y0, nr
+
+
+def _phase_offsets(
+    kh: int, kw: int, p: int, wq: int
+) -> list[tuple[int, int, int, int, int, int, int]]:
+    """For kernel offset (i, j) and pool phase (dy, dx): the polyphase component (u, v) and
+    the shift within it of the input pixels that output positions of that phase see."""
+    out = []
+    for i in range(kh):
+        for j in range(kw):
+            for dy in range(p):
+                for dx in range(p):
+                    a, bb = dy + i, dx + j
+                    out.append((i, j, dy, dx, a % p, bb % p, (a // p) * wq + bb // p))
+    return out
+
+
 def conv2d(
     x: Tensor,
     w: Tensor,
@@ -389,10 +544,13 @@ def conv2d(
     stride: int | tuple[int, int] = 1,
     padding: int | tuple[int, int] = 0,
     relu: bool = False,
+    max_pool: int | None = None,
 ) -> Tensor:
     """2-D convolution (cross-correlation), NCHW input, weight (out, in, kh, kw), bias (out,).
 
-    `relu=True` gives relu(conv2d(...)) as one op, without the intermediate array."""
+    `relu=True` gives relu(conv2d(...)) as one op, without the intermediate array.
+    `max_pool=p` then max-pools p x p windows with stride p, as `max_pool2d(..., p)` would;
+    with stride 1 all of it is one op (`Conv2dMaxPool`)."""
     if x.ndim != 4:
         raise ShapeError(f"conv2d: input must be 4-D (N, C, H, W), got shape {x.shape}")
     if w.ndim != 4:
@@ -402,12 +560,20 @@ def conv2d(
         raise ValueError(
             f"conv2d: stride must be >= 1 and padding >= 0, got {stride} and {padding}"
         )
-    op = Conv2d(st, pd, bool(relu))
-    if b is None:
-        return op(x, w)
-    if b.shape != (w.shape[0],):
+    if b is not None and b.shape != (w.shape[0],):
         raise ShapeError(f"conv2d: bias must have shape ({w.shape[0]},), got {b.shape}")
-    return op(x, w, b)
+    if max_pool is not None and (isinstance(max_pool, bool) or int(max_pool) < 1):
+        raise ValueError(f"conv2d: max_pool must be a positive int, got {max_pool!r}")
+    pool = 1 if max_pool is None else int(max_pool)
+    op: Function
+    if pool > 1 and st == (1, 1):
+        op = Conv2dMaxPool(pd, pool, bool(relu))
+    else:
+        op = Conv2d(st, pd, bool(relu))
+    out = op(x, w) if b is None else op(x, w, b)
+    if pool > 1 and not isinstance(op, Conv2dMaxPool):
+        out = MaxPool2d((pool, pool), (pool, pool))(out)
+    return out
 
 
 def _running_max(xp: Any, parts: list[Any]) -> tuple[Any, Any]:
@@ -445,6 +611,9 @@ class MaxPool2d(Function):
     through the same two steps with a multiply per slice (no argmax gathers, no scatter).
     Overlapping windows use a running max over the kernel's offsets with a flat argmax.
     """
+
+    arg_w: Any
+    arg_h: Any
 
     def __init__(self, k: tuple[int, int], s: tuple[int, int]) -> None:
         self.k, self.s = k, s
