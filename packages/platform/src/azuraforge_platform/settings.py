@@ -68,10 +68,23 @@ class Settings(BaseSettings):
     max_attempts: int = Field(
         default=2, ge=1, description="Default attempts per experiment (a lost run is retried)."
     )
+    device: Literal["cpu", "cuda"] = Field(
+        default="cpu",
+        description="Where runs train: cpu (numpy), or cuda (CuPy on an NVIDIA GPU; the "
+        "worker then needs CuPy and the CUDA libraries: `uv sync --extra cuda` plus the "
+        "cuda-toolkit wheels, or the GPU worker image, deploy/README.md).",
+    )
 
     # -- HTTP API (azuraforge up / azuraforge api) ---------------------------------------
     api_host: str = Field(default="127.0.0.1", description="Address the API listens on.")
     api_port: int = Field(default=8000, ge=0, le=65535, description="Port the API listens on.")
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="Proxies whose X-Forwarded-For and X-Forwarded-Proto the API believes "
+        "(comma-separated addresses or networks; '*' any): behind nginx the client's address "
+        "(login limits, audit) and https (Secure cookies) come from them. Use '*' only where "
+        "nothing but the proxy reaches the API's port.",
+    )
     api_max_body_bytes: int = Field(
         default=8 * 1024 * 1024, ge=1024, description="Largest JSON request body accepted."
     )
