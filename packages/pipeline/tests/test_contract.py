@@ -130,6 +130,13 @@ def test_log_metrics_needs_a_position(tmp_path: Path) -> None:
         ctx.log_metrics({"loss": 1.0})
 
 
+def test_device_is_the_cpu_unless_the_platform_says_otherwise(tmp_path: Path) -> None:
+    assert RunContext(artifact_dir=tmp_path).device == "cpu"
+    assert RunContext(artifact_dir=tmp_path, device="CUDA:1").device == "cuda:1"
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        RunContext(artifact_dir=tmp_path, device="tpu")
+
+
 def test_registry_unknown_id_lists_known() -> None:
     registry = PipelineRegistry()
     registry.register(Toy)

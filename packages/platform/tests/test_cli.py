@@ -219,6 +219,26 @@ def test_worker_refuses_metrics_without_a_token(
     assert result.exit_code == 2 and "AZURAFORGE_METRICS_TOKEN" in result.output
 
 
+def test_a_cuda_worker_without_a_usable_cupy_says_so_before_starting(
+    cli: CliRunner, env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # a CuPy that fails to import, as a broken CUDA install does (the probe runs in a child
+    # process, which takes this PYTHONPATH)
+    stand_in = tmp_path / "site" / "cupy"
+    stand_in.mkdir(parents=True)
+    (stand_in / "__init__.py").write_text("raise ImportError('libcudart.so.12: not found')\n")
+    monkeypatch.setenv("PYTHONPATH", str(stand_in.parent))
+    monkeypatch.setenv("AZURAFORGE_REDIS_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("AZURAFORGE_DEVICE", "cuda")
+    result = cli.invoke(app, ["worker"])
+    assert result.exit_code == 1
+    assert "AZURAFORGE_DEVICE=cuda, but CuPy cannot use a GPU here" in result.output
+    assert "libcudart.so.12: not found" in result.output
+    monkeypatch.setenv("AZURAFORGE_DEVICE", "tpu")
+    result = cli.invoke(app, ["worker"])
+    assert result.exit_code == 2 and "AZURAFORGE_DEVICE" in result.output
+
+
 def test_a_non_finite_loss_fails_the_run_with_a_clear_message(
     cli: CliRunner, env: dict[str, str], fit_pipeline: str
 ) -> None:

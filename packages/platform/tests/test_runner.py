@@ -273,3 +273,23 @@ def test_a_non_finite_loss_fails_the_run_saying_so(
     assert final.status is S.failed and final.summary is None
     assert message in (final.error or ""), final.error
     assert final.traceback is not None
+
+
+class Where(Pipeline):
+    id = "where"
+    name = "Where"
+
+    def run(self, config: PipelineConfig, context: RunContext) -> dict[str, str]:
+        return {"device": context.device}
+
+
+def test_the_device_setting_reaches_the_run(store: ExperimentStore, tmp_path: Path) -> None:
+    from azuraforge_platform.settings import Settings
+
+    registry = PipelineRegistry()
+    registry.register(Where)
+    events = EventService(store, InProcessEventBus())
+    for settings, device in [(None, "cpu"), (Settings(data_dir=tmp_path, device="cuda"), "cuda")]:
+        exp = store.create(pipeline_id="where", config={})
+        final = run_experiment(exp.id, events, registry=registry, worker="w1", settings=settings)
+        assert final.status is S.succeeded and final.summary == {"device": device}

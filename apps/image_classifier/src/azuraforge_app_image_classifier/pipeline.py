@@ -345,6 +345,9 @@ class ImageClassifier(Pipeline[ImageClassifierConfig]):
         )  # fmt: skip
 
         model = build_cnn(data.image_size, k, cfg.conv_channels, cfg.hidden_units, cfg.dropout)
+        if context.device != "cpu":  # a GPU worker (AZURAFORGE_DEVICE=cuda): batches follow
+            model.to(context.device)
+            context.log(f"training on {context.device}")
         optimizer = _make_optimizer(cfg, model.named_parameters())
         scheduler = (
             CosineAnnealingLR(optimizer, cfg.epochs) if cfg.lr_schedule == "cosine" else None

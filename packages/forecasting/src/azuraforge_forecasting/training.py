@@ -100,6 +100,8 @@ def train(
     model = build_model(
         config.model, n_feat, recipe["window"], config.hidden_size, config.num_layers
     )
+    if context.device != "cpu":  # a GPU worker (AZURAFORGE_DEVICE=cuda): batches follow
+        model.to(context.device)
     early = EarlyStopping("val_loss", patience=config.patience, restore_best_weights=True)
     learner = Learner(
         model, "mse", Adam(model.named_parameters(), lr=config.learning_rate),
@@ -107,7 +109,8 @@ def train(
         seed=config.seed,
     )  # fmt: skip
     context.log(
-        f"training a {config.model.upper()} ({model.num_parameters()} parameters) on "
+        f"training a {config.model.upper()} ({model.num_parameters()} parameters, on "
+        f"{context.device}) on "
         f"{len(problem.idx_train)} windows of {recipe['window']} rows x {n_feat} features; "
         f"validating on {len(problem.idx_val)}, testing on {len(problem.idx_test)}"
     )

@@ -158,7 +158,9 @@ class RunContext:
     - `checkpoint_dir`, `save_checkpoint` and `load_checkpoint` to resume a retried run;
     - `rng`, a numpy Generator seeded from `seed`, for reproducible runs;
     - `submit` and `children` to run other pipelines as child experiments (where the platform
-      serves them: `can_submit`).
+      serves them: `can_submit`);
+    - `device`, where the platform wants models trained: "cpu", or "cuda" on a GPU worker
+      (a pipeline that trains with the learner moves its model there: `model.to(device)`).
     """
 
     def __init__(
@@ -172,7 +174,12 @@ class RunContext:
         experiment_id: str | None = None,
         attempt: int = 1,
         launcher: ChildLauncher | None = None,
+        device: str = "cpu",
     ) -> None:
+        name = device.strip().lower()
+        if name.partition(":")[0] not in ("cpu", "cuda"):
+            raise ValueError(f"unknown device {device!r}: use 'cpu', 'cuda' or 'cuda:N'")
+        self.device = name
         self.experiment_id = experiment_id
         self.launcher = launcher
         self.attempt = attempt

@@ -111,6 +111,8 @@ def up_command(
         log_level="warning",
         ws_ping_interval=20,
         ws_ping_timeout=20,
+        # behind nginx: the client's address and https come from the proxy's headers
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
 
 
@@ -166,6 +168,8 @@ def api_command(
         log_level="warning",
         ws_ping_interval=20,
         ws_ping_timeout=20,
+        # behind nginx: the client's address and https come from the proxy's headers
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
 
 

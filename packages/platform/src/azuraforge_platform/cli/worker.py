@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Annotated
 
 import typer
@@ -20,6 +22,35 @@ def _check_redis(url: str) -> None:
         client.close()
     except Exception as exc:  # bad URL, refused, timeout, auth: all mean "cannot start"
         fail(f"cannot reach Redis at {url} ({type(exc).__name__}: {exc}); is it running?")
+
+
+# Run in a child process: CUDA set up in the worker itself would not survive the fork that
+# starts each run.
+_CUDA_PROBE = (
+    "import cupy\n"
+    "n = cupy.cuda.runtime.getDeviceCount()\n"
+    "print(n)\n"
+    "raise SystemExit(0 if n > 0 else 'no CUDA GPU is visible')\n"
+)
+
+
+def _check_cuda() -> int:
+    """The number of GPUs a run will see; a clear error when CuPy cannot use one."""
+    try:
+        probe = subprocess.run(
+            [sys.executable, "-c", _CUDA_PROBE], capture_output=True, text=True, timeout=300
+        )
+    except subprocess.TimeoutExpired:
+        fail("AZURAFORGE_DEVICE=cuda, but asking CuPy for the GPUs timed out")
+    if probe.returncode != 0:
+        lines = probe.stderr.strip().splitlines() or [f"exit code {probe.returncode}"]
+        fail(
+            f"AZURAFORGE_DEVICE=cuda, but CuPy cannot use a GPU here ({lines[-1]}); install "
+            "the GPU extra (`uv sync --extra cuda` and the cuda-toolkit wheels, or build the "
+            "GPU worker image, deploy/README.md) on a machine with an NVIDIA GPU, or set "
+            "AZURAFORGE_DEVICE=cpu"
+        )
+    return int(probe.stdout.split()[-1])
 
 
 def worker_command(
@@ -58,6 +89,7 @@ def worker_command(
         )
     if pool not in ("threads", "solo"):
         fail(f"unknown pool {pool!r}; choose threads or solo (runs get their own process)", 2)
+    gpus = _check_cuda() if settings.device == "cuda" else 0
     _check_redis(settings.redis_url)
     open_store(settings).close()  # migrates, and fails clearly if the database is unreachable
     from azuraforge_platform.worker.app import app as celery_app
@@ -73,7 +105,8 @@ def worker_command(
         argv.append(f"--hostname={name}")
     console().print(
         f"worker: queue(s) {queues or settings.celery_queue} on {settings.redis_url}, "
-        f"store {settings.resolved_database_url}"
+        f"store {settings.resolved_database_url}, runs train on {settings.device}"
+        + (f" ({gpus} GPU(s) visible)" if gpus else "")
     )
     celery_app.worker_main(argv=argv)
 

@@ -180,6 +180,7 @@ def run_experiment(
             experiment_id=experiment_id,
             attempt=record.attempts,
             launcher=_launcher(events, settings, record),
+            device=settings.device if settings is not None else "cpu",
         )
         try:
             result = pipeline_cls().run(config, context)
