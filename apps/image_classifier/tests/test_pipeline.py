@@ -331,3 +331,32 @@ def test_default_config_reaches_97_percent_on_mnist_subset(tmp_path: Path) -> No
     assert result["accuracy"] >= 0.97, result
     assert result["accuracy"] > max(result["baselines"].values())
     assert len(_epoch_metrics(reporter)) == ImageClassifier.default_config()["epochs"]
+
+
+def test_every_checkpoint_follows_a_flush_of_the_reports_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed right after a checkpoint, a run resumes after that epoch on another worker: that
+    epoch's metrics must have been stored before the checkpoint was written."""
+    from azuraforge_learner import Learner
+
+    order: list[tuple[str, int]] = []
+
+    class Buffering(RecordingReporter):
+        def flush(self) -> None:
+            order.append(("flush", len(self.metric_points)))
+
+    reporter = Buffering()
+    save = Learner.save_checkpoint
+
+    def spy(self: Learner, *args: Any, **kwargs: Any) -> Any:
+        order.append(("checkpoint", len(reporter.metric_points)))
+        return save(self, *args, **kwargs)
+
+    monkeypatch.setattr(Learner, "save_checkpoint", spy)
+    context = RunContext(artifact_dir=tmp_path / "a", reporter=reporter, seed=0)
+    ImageClassifier().run(ImageClassifier.validate_config(TINY), context)
+    checkpoints = [i for i, (what, _) in enumerate(order) if what == "checkpoint"]
+    assert len(checkpoints) == TINY["epochs"]
+    for i in checkpoints:
+        assert order[i - 1] == ("flush", order[i][1])

@@ -189,3 +189,21 @@ def test_a_cross_field_rule_blames_the_field_it_names() -> None:
     with pytest.raises(ConfigError) as err:
         Ranged.validate_config({"low": -200.0})
     assert err.value.errors == [("", "Value error, the range is too wide")]
+
+
+def test_a_checkpoint_is_written_after_the_reports_before_it_are_flushed(tmp_path: Path) -> None:
+    seen: list[tuple[int, bool]] = []
+    ctx_holder: list[RunContext] = []
+
+    class Buffering(RecordingReporter):
+        def flush(self) -> None:  # what was reported so far, and whether the checkpoint exists
+            path = ctx_holder[0].checkpoint_dir / "checkpoint.npz"
+            seen.append((len(self.metric_points), path.exists()))
+
+    ctx = RunContext(artifact_dir=tmp_path, reporter=Buffering())
+    ctx_holder.append(ctx)
+    ctx.log_metrics({"loss": 1.0}, epoch=1)
+    ctx.save_checkpoint({"w": np.zeros(2)}, {"epoch": 1})
+    assert seen == [(1, False)]  # flushed first, then written
+    ctx.flush()
+    assert seen[-1] == (1, True)

@@ -7,6 +7,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from pydantic import Field
 
@@ -293,3 +294,19 @@ def test_the_device_setting_reaches_the_run(store: ExperimentStore, tmp_path: Pa
         exp = store.create(pipeline_id="where", config={})
         final = run_experiment(exp.id, events, registry=registry, worker="w1", settings=settings)
         assert final.status is S.succeeded and final.summary == {"device": device}
+
+
+def test_a_checkpoint_never_gets_ahead_of_the_stored_reports(
+    store: ExperimentStore, tmp_path: Path
+) -> None:
+    """A worker killed right after a checkpoint resumes after it: the reports made before the
+    checkpoint must be in the store by then, however the reporter buffers."""
+    from azuraforge_platform.execution.reporter import StoreReporter
+
+    exp = store.create(pipeline_id="trainer", config={})
+    reporter = StoreReporter(EventService(store, InProcessEventBus()), exp.id, flush_seconds=3600)
+    context = RunContext(artifact_dir=tmp_path / "a", reporter=reporter)
+    context.log_metrics({"loss": 0.5}, epoch=1)
+    assert store.metrics(exp.id) == []  # buffered
+    context.save_checkpoint({"w": np.zeros(2)}, {"epoch": 1})
+    assert [(p.name, p.step) for p in store.metrics(exp.id)] == [("loss", 1)]

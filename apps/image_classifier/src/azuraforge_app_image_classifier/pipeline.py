@@ -375,6 +375,7 @@ class ImageClassifier(Pipeline[ImageClassifierConfig]):
             if reporting.cancelled or context.should_stop():
                 context.log("cancelled: training stopped", "warning")
                 raise Cancelled("the run was cancelled during training")
+            context.flush()  # this epoch's reports first: a resumed run starts after it
             learner.save_checkpoint(
                 ckpt, extra={"fingerprint": fingerprint, "aug_rng": aug_rng.bit_generator.state}
             )

@@ -58,6 +58,9 @@ class Reporter:
     def artifact(self, path: str, size: int, kind: str) -> None:
         """A file saved under the artifact directory (`path` is relative to it)."""
 
+    def flush(self) -> None:
+        """Make everything reported so far durable (a reporter that buffers writes it now)."""
+
 
 @dataclass
 class RecordingReporter(Reporter):
@@ -155,7 +158,8 @@ class RunContext:
     - `reporter` methods via `progress`, `log_metrics`, `log`, `emit`;
     - `artifact_dir` and `save_artifact` for outputs the user keeps (models, plots, tables);
     - `should_stop()` / `check_cancelled()` to honour a cancel request between steps;
-    - `checkpoint_dir`, `save_checkpoint` and `load_checkpoint` to resume a retried run;
+    - `checkpoint_dir`, `save_checkpoint` and `load_checkpoint` to resume a retried run
+      (`flush()` before a checkpoint written some other way);
     - `rng`, a numpy Generator seeded from `seed`, for reproducible runs;
     - `submit` and `children` to run other pipelines as child experiments (where the platform
       serves them: `can_submit`);
@@ -223,6 +227,12 @@ class RunContext:
     def emit(self, type: str, payload: Mapping[str, Any]) -> None:
         """A structured event for live views, e.g. `emit("prediction", {"y_true": ..., ...})`."""
         self.reporter.event(type, payload)
+
+    def flush(self) -> None:
+        """Make everything reported so far durable. A resumed run starts after its last
+        checkpoint, so reports must never lag behind one: `save_checkpoint` calls this first;
+        call it yourself before writing a checkpoint another way (a Learner's, say)."""
+        self.reporter.flush()
 
     # -- artifacts ------------------------------------------------------------------------
     def artifact_path(self, relative: str) -> Path:
@@ -318,7 +328,9 @@ class RunContext:
         *,
         name: str = "checkpoint",
     ) -> Path:
-        """Atomically save named arrays (no pickle) and JSON metadata as `name`."""
+        """Atomically save named arrays (no pickle) and JSON metadata as `name`, after what
+        was reported before it is durable (a run resumed from it must not skip a report)."""
+        self.flush()
         npz = self.checkpoint_dir / f"{name}.npz"
         arrs = {k: np.asarray(v) for k, v in arrays.items()}
         _atomic_write(npz, lambda fh: np.savez(fh, **arrs))  # type: ignore[arg-type]
