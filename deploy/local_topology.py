@@ -51,6 +51,25 @@ def find_tool(name: str) -> str | None:
     return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
 
 
+def apt_install(packages: list[str], timeout: float = 600) -> None:
+    """`apt-get update` and `apt-get install` as root, waiting while another apt holds its
+    locks (another install on the machine) instead of failing at once."""
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    lock = ["-o", "DPkg::Lock::Timeout=300"]
+    for args in (["update", "-qq"], ["install", "-y", "-qq", *packages]):
+        deadline = time.monotonic() + timeout
+        while True:
+            done = subprocess.run(
+                ["apt-get", *lock, *args], env=env, stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            if done.returncode == 0:
+                break
+            if "Could not get lock" not in done.stderr or time.monotonic() > deadline:
+                raise TopologyError(f"apt-get {' '.join(args)} failed:\n{done.stderr}")
+            time.sleep(2)
+
+
 def ensure_debian_tools() -> None:
     """Installs nginx, envsubst and openssl from Debian's packages when missing (as root, like
     `make test-e2e` does for Chromium); otherwise says what to install."""
@@ -62,14 +81,7 @@ def ensure_debian_tools() -> None:
             f"the topology needs Debian's {', '.join(missing)}: sudo apt-get install "
             + " ".join(missing)
         )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
-        check=True,
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
+    apt_install(missing)
 
 
 @dataclass

@@ -37,6 +37,9 @@ from websockets.sync.client import connect
 from azuraforge_platform.settings import Settings
 from azuraforge_platform.store import ExperimentStore
 
+# one xdist worker runs them all: the packages they may install share one dpkg lock
+pytestmark = pytest.mark.xdist_group("deploy")
+
 ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy"
 PASSWORD = "a password for the topology"
@@ -64,9 +67,7 @@ def _debian_tool(command: str, package: str) -> str:
         return str(found)
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         pytest.fail(f"this test needs Debian's {package}: sudo apt-get install {package}")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(["apt-get", "install", "-y", "-qq", package], check=True, env=env)
+    topology_module.apt_install([package])
     found = topology_module.find_tool(command)
     assert found, f"{package} installed no {command}"
     return str(found)
