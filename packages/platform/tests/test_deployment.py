@@ -31,6 +31,7 @@ import httpx
 import pytest
 import redis
 import yaml
+from pydantic import AliasChoices
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
@@ -148,11 +149,14 @@ def test_websocket_read_timeout_outlasts_every_ping_and_a_prediction() -> None:
 
 def test_env_example_documents_every_setting() -> None:
     example = (DEPLOY / ".env.example").read_text()
-    missing = [
-        f"AZURAFORGE_{name.upper()}"
-        for name in Settings.model_fields
-        if not re.search(rf"^#? ?AZURAFORGE_{name.upper()}=", example, re.MULTILINE)
-    ]
+    variables = []
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias  # a setting read from a variable of its own name
+        if isinstance(alias, AliasChoices):
+            variables.append(str(alias.choices[0]))
+        else:
+            variables.append(alias if isinstance(alias, str) else f"AZURAFORGE_{name.upper()}")
+    missing = [v for v in variables if not re.search(rf"^#? ?{v}=", example, re.MULTILINE)]
     assert not missing, f"deploy/.env.example does not document {missing}"
 
 
