@@ -394,3 +394,34 @@ def test_an_lstm_encoder_learns_from_its_final_cell_state_alone() -> None:
     _, (_, c_n) = model(x, return_state=True)
     (c_n * c_n).sum().backward()
     assert all(p.grad is not None and np.abs(p.grad.data).sum() > 0 for p in model.parameters())
+
+
+def test_the_step_matmul_gives_the_same_product_either_way_and_settles_on_one() -> None:
+    """The recurrent product runs as one BLAS call or as single-threaded row blocks,
+    whichever a timed trial finds faster; both ways must give the same numbers, and the
+    choice holds for `recheck` calls before the next trial."""
+    from azuraforge_learner import recurrent
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(256, 66)).astype(np.float32)  # LSTM(64) gates over [h, x, 1], batch 64
+    x = rng.normal(size=(66, 64)).astype(np.float32)
+    recurrent._TUNERS.clear()
+    step = recurrent._StepMatmul(np, w, 64)
+    assert step.tuner is not None and len(step.blocks) > 1  # big enough to be split
+    one, blocks = np.empty((256, 64), np.float32), np.empty((256, 64), np.float32)
+    step._run(0, x, one)
+    step._run(1, x, blocks)
+    np.testing.assert_array_equal(one, blocks)
+    out = np.empty_like(one)
+    tuner = step.tuner
+    for _ in range(2 * tuner.trials):
+        step(x, out)
+        np.testing.assert_array_equal(out, one)
+    assert tuner.choice in (0, 1)
+    chosen, until = tuner.choice, tuner.next_trial
+    for _ in range(until - tuner.calls - 1):
+        step(x, out)
+    assert tuner.choice == chosen  # no trial before `recheck` calls
+    step(x, out)
+    assert tuner.choice == -1  # a new trial: the machine's load may have changed
+    np.testing.assert_array_equal(out, one)

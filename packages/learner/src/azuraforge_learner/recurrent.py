@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -171,15 +172,70 @@ def _input_grad(xp: Any, w: Any, dg: Any, steps: int, bsz: int, dtype: Any) -> A
 
 
 # OpenBLAS runs a GEMM of up to 2**18 multiply-adds on one thread and splits bigger ones
-# across threads. The per-step recurrent matmul is just above that line, and a two-thread
-# handshake on every step costs more than it saves (and stalls badly when other processes
-# share the cores), so it is issued as a few row blocks that each stay single-threaded.
+# across its threads. The per-step recurrent matmul is just above that line. On a quiet
+# machine with two BLAS threads, the split pays (measured: 256x66 @ 66x64 in 14.5 us
+# instead of 24); when other processes share the cores, a thread handshake on every step
+# stalls and a few row blocks that each stay on one thread are faster (measured: a whole
+# LSTM step 6.3 ms against 4.5). Which holds depends on the machine's load, so the choice
+# is timed (`_Tuner`). Both give bit-identical products: OpenBLAS splits rows or columns
+# between threads, never the inner sum, and so do the blocks.
 _BLAS_SINGLE_THREAD = 1 << 18
 _MAX_BLOCKS = 6
 
 
+class _Tuner:
+    """Picks the faster of two ways to run the same product, by timing both in turn.
+
+    A trial times `trials` calls of each way, alternating, and the way with the lower mean
+    is used until the next trial, `recheck` calls later, so the choice follows the
+    machine's load. The mean, not the median: under load a threaded call now and then
+    stalls for a whole time slice, and those stalls are what it costs. A way with one call
+    `give_up` times slower than the other's mean loses at once, so a trial pays for such a
+    stall only once. One tuner per product shape, shared by every step and batch (`_TUNERS`).
+    """
+
+    trials = 5
+    recheck = 256
+    give_up = 10.0
+
+    def __init__(self) -> None:
+        self.samples: tuple[list[float], list[float]] = ([], [])
+        self.choice = -1  # -1 during a trial
+        self.next_trial = 0
+        self.calls = 0
+
+    def way(self) -> int:
+        """Which way to run this call: 0 or 1, or -1-k to run way k and time it."""
+        self.calls += 1
+        if self.choice >= 0:
+            if self.calls < self.next_trial:
+                return self.choice
+            self.choice = -1
+            self.samples = ([], [])
+        first, second = self.samples
+        return -1 if len(first) <= len(second) else -2
+
+    def record(self, way: int, seconds: float) -> None:
+        mine, other = self.samples[way], self.samples[1 - way]
+        mine.append(seconds)
+        if other and seconds > self.give_up * sum(other) / len(other):
+            self._choose(1 - way)
+        elif len(mine) >= self.trials and len(other) >= self.trials:
+            means = [sum(s) / len(s) for s in self.samples]
+            self._choose(int(means[1] < means[0]))
+
+    def _choose(self, way: int) -> None:
+        self.choice = way
+        self.next_trial = self.calls + self.recheck
+
+
+_TUNERS: dict[tuple[int, ...], _Tuner] = {}
+
+
 class _StepMatmul:
-    """`w @ x` into `out` for a fixed w, optionally as row blocks (numpy only)."""
+    """`w @ x` into `out` for a fixed w: one BLAS call, or (numpy, when the product is big
+    enough for OpenBLAS to thread it) row blocks that each stay single-threaded, whichever
+    `_Tuner` finds faster here and now."""
 
     def __init__(self, xp: Any, w: Any, n_cols: int) -> None:
         rows, inner = w.shape
@@ -187,19 +243,38 @@ class _StepMatmul:
         n = -(-work // _BLAS_SINGLE_THREAD)
         while n <= _MAX_BLOCKS and -(-rows // n) * inner * n_cols > _BLAS_SINGLE_THREAD:
             n += 1
-        self.xp = xp
-        if xp is not np or n <= 1 or n > _MAX_BLOCKS:
-            self.blocks = [(slice(0, rows), w)]
-        else:
+        self.xp, self.w = xp, w
+        self.tuner: _Tuner | None = None
+        self.blocks: list[tuple[slice, Any]] = []
+        if xp is np and 1 < n <= _MAX_BLOCKS:
             step = -(-rows // n)
             self.blocks = [
                 (slice(r, r + step), np.ascontiguousarray(w[r : r + step]))
                 for r in range(0, rows, step)
             ]
+            key = (rows, inner, n_cols, w.dtype.num)
+            self.tuner = _TUNERS.get(key) or _TUNERS.setdefault(key, _Tuner())
+
+    def _run(self, way: int, x: Any, out: Any) -> None:
+        if way == 0:
+            self.xp.matmul(self.w, x, out=out)
+        else:
+            for rows, w in self.blocks:
+                np.matmul(w, x, out=out[rows])
 
     def __call__(self, x: Any, out: Any) -> Any:
-        for rows, w in self.blocks:
-            self.xp.matmul(w, x, out=out[rows])
+        tuner = self.tuner
+        if tuner is None:
+            self.xp.matmul(self.w, x, out=out)
+            return out
+        way = tuner.way()
+        if way >= 0:
+            self._run(way, x, out)
+        else:
+            way = -1 - way
+            t0 = time.perf_counter()
+            self._run(way, x, out)
+            tuner.record(way, time.perf_counter() - t0)
         return out
 
 
