@@ -7,6 +7,7 @@ elsewhere they skip with a hint on how to start the service.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from azuraforge_pipeline.testing import installed_plugin
 from azuraforge_platform.store import ExperimentStore, normalize_url
@@ -98,13 +100,23 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     url: str = request.getfixturevalue("postgres_url")
     yield url
     engine = create_engine(normalize_url(url))
-    with engine.begin() as conn:
-        tables = conn.execute(
-            text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-        ).scalars()
-        names = [t for t in tables if t != "alembic_version"]
-        if names:
-            conn.execute(text(f"TRUNCATE {', '.join(names)} CASCADE"))
+    # A thread of the test's app (a live topic's store poll) can still be finishing a read
+    # while this empties the tables: PostgreSQL then aborts one side as a deadlock. The
+    # reader is gone a moment later, so the truncate is tried again.
+    for attempt in range(5):
+        try:
+            with engine.begin() as conn:
+                tables = conn.execute(
+                    text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+                ).scalars()
+                names = [t for t in tables if t != "alembic_version"]
+                if names:
+                    conn.execute(text(f"TRUNCATE {', '.join(names)} CASCADE"))
+            break
+        except OperationalError:
+            if attempt == 4:
+                raise
+            time.sleep(0.5)
     engine.dispose()
 
 

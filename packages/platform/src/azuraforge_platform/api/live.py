@@ -254,6 +254,7 @@ class LiveHub:
         self.events = events
         self.poll_interval = poll_interval
         self._topics: dict[str | None, _Topic] = {}
+        self._retired: list[_Topic] = []  # stopped topics whose threads may still run
         self._lock = threading.Lock()
 
     def _topic(self, key: str | None) -> _Topic:
@@ -292,14 +293,17 @@ class LiveHub:
                 topic.stopping.set()
                 if self._topics.get(key) is topic:
                     del self._topics[key]
+                # its thread may be in the middle of a store read: close() waits for it
+                self._retired = [t for t in self._retired if t.thread.is_alive()] + [topic]
 
     def close(self) -> None:
         with self._lock:
-            topics = list(self._topics.values())
+            topics = list(self._topics.values()) + self._retired
             self._topics.clear()
+            self._retired = []
         for topic in topics:
             topic.stopping.set()
-        for topic in topics:  # before the bus closes under them
+        for topic in topics:  # before the bus and the store close under them
             topic.thread.join(5)
 
 
