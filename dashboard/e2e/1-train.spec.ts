@@ -8,7 +8,7 @@ test('launch a real training from the form, watch it live, see the results', asy
   await page.getByTestId('launch-image_classifier').click()
 
   // the form is generated from the schema, with defaults
-  await expect(page.getByTestId('field-epochs')).toHaveValue('15')
+  await expect(page.getByTestId('field-epochs')).toHaveValue('30')
   await expect(page.getByTestId('field-augment')).toBeChecked()
   await setField(page, 'dataset', 'digits_8x8')
   await setField(page, 'epochs', '60')
