@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _common import print_table
 from workloads import FIRST_STEP_TARGET_S, WORKLOADS, write_npz
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -132,25 +133,6 @@ def _num(v: float | None, digits: int = 3) -> str:
 
 def _spread(vals: list[float]) -> str:
     return f"{_num(min(vals))}-{_num(max(vals))}" if len(vals) > 1 else ""
-
-
-def print_table(headers: list[str], rows: list[list[str]], title: str = "") -> None:
-    cells = [headers, *rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    if title:
-        print(f"\n{title}")
-    rule = "  ".join("-" * w for w in widths)
-    print(rule)
-    for k, row in enumerate(cells):
-        print(
-            "  ".join(
-                c.rjust(w) if k and i else c.ljust(w)
-                for i, (c, w) in enumerate(zip(row, widths, strict=True))
-            )
-        )
-        if k == 0:
-            print(rule)
-    print(rule)
 
 
 def print_markdown(headers: list[str], rows: list[list[str]]) -> None:
