@@ -18,10 +18,12 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from azuraforge_pipeline.testing import installed_plugin
 from azuraforge_platform import __version__
+from azuraforge_platform.api.app import create_app
 from azuraforge_platform.events import EventService, InProcessEventBus
 from azuraforge_platform.execution import run_experiment
 from azuraforge_platform.jobqueue import CeleryDispatcher, make_celery
@@ -113,6 +115,8 @@ def observed_worker(
         event_channel_prefix=channel_prefix,
         celery_queue=channel_prefix,
         heartbeat_seconds=0.1,
+        metrics_token=TOKEN,
+        allowed_hosts=["testserver"],
     )
     env = dict(os.environ)
     env.update(
@@ -216,3 +220,27 @@ def test_worker_serves_its_metrics_and_logs_json(
     assert said["chatty thread says hi"]["level"] == "WARNING"
     # Celery's own lines go through the same formatter
     assert any(r["logger"].startswith("celery") for r in records), records[:5]
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_api_counts_an_idle_worker_alive(
+    observed_worker: tuple[Settings, int, Path], chatty: str
+) -> None:
+    """An idle worker holds no run and beats for none: the API asks the queue's workers."""
+    settings, _, log_path = observed_worker
+    app = create_app(settings, run_jobs=False, serve_dashboard=False)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with TestClient(app, headers=auth) as api:
+        deadline = time.monotonic() + 60
+        while True:
+            samples = {
+                (s.name, frozenset(s.labels.items())): s.value
+                for f in text_string_to_metric_families(api.get("/metrics").text)
+                for s in f.samples
+            }
+            if samples[("azuraforge_workers_alive", frozenset())] == 1:
+                break  # this test's worker, and no other worker on the same Redis
+            assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+            time.sleep(0.5)
+    assert samples[("azuraforge_runs_active", frozenset({("heartbeat", "fresh")}))] == 0

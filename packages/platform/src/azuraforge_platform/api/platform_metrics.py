@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from azuraforge_platform.api.worker_census import idle_workers
 from azuraforge_platform.store import ExperimentStatus
 
 if TYPE_CHECKING:
@@ -70,12 +71,12 @@ class PlatformCollector(Collector):
         lost_after = timedelta(seconds=self.services.settings.lost_after_seconds)
         cutoff = datetime.now(UTC) - lost_after
         fresh = stale = 0
-        alive: set[str] = set()
+        busy: set[str] = set()
         for worker, beat in store.active_heartbeats():
             if beat is not None and beat >= cutoff:
                 fresh += 1
                 if worker:
-                    alive.add(worker_process(worker))
+                    busy.add(worker)
             else:
                 stale += 1
         active = GaugeMetricFamily(
@@ -87,10 +88,11 @@ class PlatformCollector(Collector):
         active.add_metric(["fresh"], fresh)
         active.add_metric(["stale"], stale)
         yield active
+        alive = {worker_process(w) for w in busy} | idle_workers(self.services, busy)
         yield GaugeMetricFamily(
             "azuraforge_workers_alive",
-            "Worker processes (host:pid) that beat for a run within lost_after_seconds: busy "
-            "workers alive. An idle worker holds no run; its own /metrics target counts it.",
+            "Worker processes alive: busy ones (beat for a run within lost_after_seconds) "
+            "plus idle ones (answered a Celery ping, or this process's embedded executor).",
             value=len(alive),
         )
         if self.services.mode != "distributed":

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from fastapi import APIRouter, Request
 from sqlalchemy import text
@@ -16,12 +14,11 @@ from azuraforge_platform.api.errors import ApiError
 from azuraforge_platform.api.schemas import Health, ServiceHealth, WorkerHealth
 from azuraforge_platform.api.security import current_principal
 from azuraforge_platform.api.services import Services
+from azuraforge_platform.api.worker_census import celery_nodes, node_of
 from azuraforge_platform.paths import redact_paths
 from azuraforge_platform.store import current_revision
 
 router = APIRouter(prefix="/health", tags=["health"])
-
-_ping_cache: dict[int, tuple[float, list[str]]] = {}
 
 
 def _database(services: Services) -> ServiceHealth:
@@ -35,22 +32,6 @@ def _database(services: Services) -> ServiceHealth:
     except Exception as exc:  # e.g. SQLite's file: the answer names no server path
         detail = redact_paths(f"{type(exc).__name__}: {exc}")
         return ServiceHealth(ok=False, kind=store.dialect, detail=detail)
-
-
-def _celery_workers(services: Services) -> list[str]:
-    # A broadcast ping costs its timeout; several health probes a second share one answer.
-    key = id(services)
-    cached = _ping_cache.get(key)
-    if cached is not None and time.monotonic() - cached[0] < 5.0:
-        return cached[1]
-    try:
-        replies: list[dict[str, Any]] = services.celery.control.ping(timeout=1.0) or []
-        names = sorted(name for reply in replies for name in reply)
-    except Exception:
-        names = []
-    if names:  # a busy solo-pool worker does not answer: ask again next time
-        _ping_cache[key] = (time.monotonic(), names)
-    return names
 
 
 def _check(services: Services) -> Health:
@@ -91,9 +72,8 @@ def _check(services: Services) -> Health:
                 alive=exp.heartbeat_at is not None and exp.heartbeat_at >= cutoff,
             )
     if services.mode == "distributed" and queue.ok:
-        for name in _celery_workers(services):
-            known = [w for w in workers if w.split(":")[0] in name]
-            if not known:
+        for name in celery_nodes(services):
+            if not any(node_of(w) == name for w in workers):
                 workers[name] = WorkerHealth(name=name, alive=True)
     elif services.executor is not None:
         slots = services.executor.max_workers
