@@ -6,7 +6,10 @@ elsewhere they skip with a hint on how to start the service.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,6 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from azuraforge_pipeline.testing import installed_plugin
+from azuraforge_platform.settings import Settings
 from azuraforge_platform.store import ExperimentStore, normalize_url
 
 POSTGRES_URL = os.environ.get(
@@ -87,6 +91,49 @@ def channel_prefix() -> str:
     return f"azftest-{uuid.uuid4().hex[:12]}"
 
 
+@contextlib.contextmanager
+def celery_worker(
+    settings: Settings, log_path: Path, **env_extra: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A real `celery worker` process (solo pool) for `settings`' queue, logging to
+    `log_path`; stopped, and its queue's Redis keys removed, on exit."""
+    queue = settings.celery_queue
+    env = dict(os.environ)
+    env.update(
+        AZURAFORGE_DATA_DIR=str(settings.data_dir),
+        AZURAFORGE_DATABASE_URL=settings.resolved_database_url,
+        AZURAFORGE_REDIS_URL=settings.redis_url or "",
+        AZURAFORGE_EVENT_CHANNEL_PREFIX=settings.event_channel_prefix,
+        AZURAFORGE_CELERY_QUEUE=queue,
+        AZURAFORGE_HEARTBEAT_SECONDS=str(settings.heartbeat_seconds),
+        **env_extra,
+    )
+    with log_path.open("w") as log:
+        worker = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "azuraforge_platform.worker.app", "worker",
+                "--pool=solo", "--without-gossip", "--without-mingle", "--without-heartbeat",
+                "--loglevel=INFO", "-Q", queue, "-n", f"{queue}@%h",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            yield worker
+        finally:
+            worker.terminate()
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+            client = redis.Redis.from_url(settings.redis_url or "")
+            for key in client.scan_iter(f"*{queue}*"):
+                client.delete(key)
+            client.close()
+
+
 def _sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'store.db'}"
 
@@ -128,7 +175,10 @@ def store(db_url: str, tmp_path: Path) -> Iterator[ExperimentStore]:
 
 
 PROBE_SOURCE = """
+import contextlib
 import os
+import subprocess
+import sys
 import time
 
 from pydantic import Field
@@ -165,7 +215,10 @@ class Probe(Pipeline):
 
 
 FIT_SOURCE = """
+import contextlib
 import os
+import subprocess
+import sys
 import time
 
 import numpy as np

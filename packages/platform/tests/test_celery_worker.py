@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from azuraforge_platform.events import EventService, RedisEventBus
 from azuraforge_platform.jobqueue import CeleryDispatcher, make_celery
 from azuraforge_platform.settings import Settings
 from azuraforge_platform.store import ExperimentStatus, ExperimentStore
+
+from .conftest import celery_worker
 
 S = ExperimentStatus
 
@@ -32,40 +31,8 @@ def distributed(
         celery_queue=channel_prefix,
         heartbeat_seconds=0.1,
     )
-    env = dict(os.environ)
-    env.update(
-        AZURAFORGE_DATA_DIR=str(tmp_path),
-        AZURAFORGE_DATABASE_URL=settings.resolved_database_url,
-        AZURAFORGE_REDIS_URL=redis_url,
-        AZURAFORGE_EVENT_CHANNEL_PREFIX=channel_prefix,
-        AZURAFORGE_CELERY_QUEUE=channel_prefix,
-        AZURAFORGE_HEARTBEAT_SECONDS="0.1",
-    )
-    log = (tmp_path / "worker.log").open("w")
-    worker = subprocess.Popen(
-        [
-            sys.executable, "-m", "celery", "-A", "azuraforge_platform.worker.app", "worker",
-            "--pool=solo", "--without-gossip", "--without-mingle", "--without-heartbeat",
-            "--loglevel=INFO", "-Q", channel_prefix, "-n", f"{channel_prefix}@%h",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
+    with celery_worker(settings, tmp_path / "worker.log"):
         yield settings
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
-        log.close()
-        client = redis.Redis.from_url(redis_url)
-        for key in client.scan_iter(f"*{channel_prefix}*"):
-            client.delete(key)
-        client.close()
 
 
 def _wait_final(store: ExperimentStore, exp_id: str, log: Path, timeout: float = 120) -> None:

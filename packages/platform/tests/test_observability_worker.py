@@ -5,10 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -30,6 +26,8 @@ from azuraforge_platform.jobqueue import CeleryDispatcher, make_celery
 from azuraforge_platform.settings import Settings
 from azuraforge_platform.store import ExperimentStatus, ExperimentStore
 from azuraforge_platform.telemetry.logs import ContextFilter, JsonLineFormatter
+
+from .conftest import celery_worker
 
 S = ExperimentStatus
 TOKEN = "worker-scrape-token-0123456789"
@@ -118,45 +116,16 @@ def observed_worker(
         metrics_token=TOKEN,
         allowed_hosts=["testserver"],
     )
-    env = dict(os.environ)
-    env.update(
-        AZURAFORGE_DATA_DIR=str(tmp_path),
-        AZURAFORGE_DATABASE_URL=settings.resolved_database_url,
-        AZURAFORGE_REDIS_URL=redis_url,
-        AZURAFORGE_EVENT_CHANNEL_PREFIX=channel_prefix,
-        AZURAFORGE_CELERY_QUEUE=channel_prefix,
-        AZURAFORGE_HEARTBEAT_SECONDS="0.1",
+    log_path = tmp_path / "worker.log"
+    with celery_worker(
+        settings,
+        log_path,
         AZURAFORGE_LOG_FORMAT="json",
         AZURAFORGE_METRICS_TOKEN=TOKEN,
         AZURAFORGE_WORKER_METRICS_PORT=str(port),
         AZURAFORGE_WORKER_METRICS_HOST="127.0.0.1",
-    )
-    log_path = tmp_path / "worker.log"
-    log = log_path.open("w")
-    worker = subprocess.Popen(
-        [
-            sys.executable, "-m", "celery", "-A", "azuraforge_platform.worker.app", "worker",
-            "--pool=solo", "--without-gossip", "--without-mingle", "--without-heartbeat",
-            "--loglevel=INFO", "-Q", channel_prefix, "-n", f"{channel_prefix}@%h",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
+    ):
         yield settings, port, log_path
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
-        log.close()
-        client = redis.Redis.from_url(redis_url)
-        for key in client.scan_iter(f"*{channel_prefix}*"):
-            client.delete(key)
-        client.close()
 
 
 def _scrape(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
