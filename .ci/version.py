@@ -7,8 +7,10 @@
     python .ci/version.py notes 0.2.0           # print its CHANGELOG section (release notes)
 
 Where it lives: the `version` of the root pyproject.toml and of every workspace member
-(packages/*, apps/* but the plugin template, which is a new plugin's own), and the
-`__version__` of the packages that have one. Standard library only: it runs before anything
+(packages/*, apps/* but the plugin template, which is a new plugin's own), the
+`__version__` of the packages that have one, and the pins by which the members depend on
+each other (`azuraforge-core==X.Y.Z`: a wheel of one release never installs beside a
+sibling of another). Standard library only: it runs before anything
 is installed.
 """
 
@@ -24,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SEMVER = re.compile(r"^\d+\.\d+\.\d+(?:(?:a|b|rc)\d+)?$")
 PYPROJECT_VERSION = re.compile(r'^version = "([^"]*)"', re.MULTILINE)
 MODULE_VERSION = re.compile(r'^__version__ = "([^"]*)"', re.MULTILINE)
+INTERNAL_PIN = re.compile(r'"(azuraforge-[a-z0-9-]+)(?:==[^"]*)?"')
 SECTION = re.compile(r"^## \[(?P<version>[^\]]+)\](?: - (?P<date>.+))?$", re.MULTILINE)
 
 
@@ -55,6 +58,24 @@ def versions(root: Path) -> dict[str, str]:
     return stated
 
 
+def internal_dependencies(root: Path) -> dict[str, list[str]]:
+    """Every member's dependencies on other AzuraForge packages, as written."""
+    found = {}
+    for path in pyprojects(root):
+        deps = tomllib.loads(path.read_text())["project"].get("dependencies", [])
+        found[str(path.relative_to(root))] = [d for d in deps if d.startswith("azuraforge-")]
+    return found
+
+
+def _pin_dependencies(text: str, version: str) -> str:
+    """`text` (a pyproject) with its `dependencies = [...]` pins set to `version`."""
+    head, sep, rest = text.partition("\ndependencies = [")
+    if not sep:
+        return text
+    block, end, tail = rest.partition("]")
+    return head + sep + INTERNAL_PIN.sub(rf'"\1=={version}"', block) + end + tail
+
+
 def sections(root: Path) -> dict[str, tuple[str | None, str]]:
     """CHANGELOG.md: version -> (its date or None, its body)."""
     text = (root / "CHANGELOG.md").read_text()
@@ -78,6 +99,19 @@ def check(root: Path, tag: str | None) -> str:
     version = distinct[0]
     if not SEMVER.match(version):
         raise SystemExit(f"version {version!r} is not X.Y.Z (or X.Y.ZaN, bN, rcN)")
+    unpinned = [
+        f"  {path}: {dep}"
+        for path, deps in sorted(internal_dependencies(root).items())
+        for dep in deps
+        if not dep.endswith(f"=={version}")
+    ]
+    if unpinned:
+        raise SystemExit(
+            f"dependencies between the packages must pin =={version}:\n"
+            + "\n".join(unpinned)
+            + "\nwrite the pins with: python .ci/version.py set "
+            + version
+        )
     changelog = sections(root)
     if version not in changelog:
         raise SystemExit(f"CHANGELOG.md has no section '## [{version}]'")
@@ -102,7 +136,7 @@ def set_version(root: Path, version: str) -> None:
         text, n = PYPROJECT_VERSION.subn(f'version = "{version}"', path.read_text(), count=1)
         if n != 1:
             raise SystemExit(f"{path}: no version line")
-        path.write_text(text)
+        path.write_text(_pin_dependencies(text, version))
     for path in modules(root):
         path.write_text(MODULE_VERSION.sub(f'__version__ = "{version}"', path.read_text(), count=1))
 

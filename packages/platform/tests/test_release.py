@@ -184,3 +184,30 @@ def test_the_version_check_notices_a_package_that_disagrees(tmp_path: Path) -> N
         if "__version__" in p.read_text()
     ]
     assert stated and all('__version__ = "9.9.9"' in text for text in stated)
+    # `set` moved the pins between the packages along: a 9.9.9 wheel wants 9.9.9 siblings
+    forecasting = (tmp_path / "packages" / "forecasting" / "pyproject.toml").read_text()
+    assert '"azuraforge-learner==9.9.9"' in forecasting
+    assert '"azuraforge-pipeline==9.9.9"' in forecasting
+
+
+def test_the_version_check_notices_an_unpinned_sibling(tmp_path: Path) -> None:
+    for path in [
+        ROOT / "pyproject.toml",
+        ROOT / "CHANGELOG.md",
+        *ROOT.glob("packages/*/pyproject.toml"),
+    ]:
+        target = tmp_path / path.relative_to(ROOT)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target)
+    version = version_tool(tmp_path, "check").stdout.strip()
+    assert version
+    learner = tmp_path / "packages" / "learner" / "pyproject.toml"
+    learner.write_text(
+        learner.read_text().replace(f'"azuraforge-core=={version}"', '"azuraforge-core"')
+    )
+    unpinned = version_tool(tmp_path, "check")
+    assert unpinned.returncode != 0
+    assert f"must pin =={version}" in unpinned.stderr
+    assert "packages/learner/pyproject.toml: azuraforge-core" in unpinned.stderr
+    assert version_tool(tmp_path, "set", version).returncode == 0
+    assert version_tool(tmp_path, "check").returncode == 0
