@@ -225,6 +225,14 @@ class Accounts:
         self.store.audit("login", actor=user.username, target=user.username, ip=ip)
         return user, record, secret
 
+    def prune(self) -> dict[str, int]:
+        """Deletes what no one can use or needs any more (`audit_retention_days`): the
+        tables of credentials and audit events would otherwise only grow, a failed login
+        adding a row each."""
+        days = self.settings.audit_retention_days
+        older_than = datetime.now(UTC) - timedelta(days=days) if days > 0 else None
+        return self.store.prune(older_than=older_than)
+
     # -- tokens ---------------------------------------------------------------------------
     def create_token(self, user: UserRecord, name: str, days: int) -> tuple[TokenRecord, str]:
         """A personal API token (the secret is returned once and kept only as a hash)."""

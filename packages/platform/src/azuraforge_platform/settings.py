@@ -180,6 +180,12 @@ class Settings(BaseSettings):
     login_max_failures_per_ip: int = Field(
         default=50, ge=1, description="Failed logins per client address per window before 429."
     )
+    audit_retention_days: int = Field(
+        default=90,
+        ge=0,
+        description="Audit events, and personal API tokens expired or revoked, are deleted "
+        "after this many days (0 keeps them). Login sessions go once expired or revoked.",
+    )
     token: SecretStr | None = Field(
         default=None,
         description="The API token remote CLI commands send (else the one `azuraforge login` "

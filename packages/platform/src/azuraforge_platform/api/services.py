@@ -24,6 +24,8 @@ __all__ = ["Services"]
 
 log = logging.getLogger(__name__)
 
+HOUSEKEEPING_SECONDS = 3600.0
+
 
 class _NoDispatch:
     """`run_jobs=False`: experiments stay queued until some worker picks them up."""
@@ -51,6 +53,26 @@ class Services:
     _registry: PipelineRegistry | None = None
     _registry_at: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _closing: threading.Event = field(default_factory=threading.Event)
+    _housekeeper: threading.Thread = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._housekeeper = threading.Thread(
+            target=self._keep_house, name="azf-housekeeping", daemon=True
+        )
+
+    def _keep_house(self) -> None:
+        """Prunes expired credentials and old audit events at start and then hourly (every
+        API instance does; the deletes are idempotent)."""
+        while True:
+            try:
+                pruned = self.accounts.prune()
+                if any(pruned.values()):
+                    log.info("pruned %s", pruned)
+            except Exception as exc:  # the database is away: try again next time
+                log.warning("pruning credentials and audit events failed: %s", exc)
+            if self._closing.wait(HOUSEKEEPING_SECONDS):
+                return
 
     @classmethod
     def start(cls, settings: Settings, *, run_jobs: bool = True) -> Services:
@@ -97,6 +119,7 @@ class Services:
             celery=celery,
         )
         services.pipelines()  # discover once now: the first request should not pay for it
+        services._housekeeper.start()
         return services
 
     def pipelines(self, *, refresh: bool = False) -> PipelineRegistry:
@@ -111,6 +134,9 @@ class Services:
             return self._registry
 
     def close(self) -> None:
+        self._closing.set()
+        if self._housekeeper.is_alive():
+            self._housekeeper.join()
         self.hub.close()
         self.predictions.close()
         if self.executor is not None:

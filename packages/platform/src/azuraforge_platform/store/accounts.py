@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -309,6 +309,38 @@ class AccountStore:
                 .values(revoked_at=_now())
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def prune(self, *, older_than: datetime | None) -> dict[str, int]:
+        """Deletes login sessions that expired or were revoked, and, when `older_than` is
+        given, API tokens that expired or were revoked before it and audit events from
+        before it. Returns how many rows of each went."""
+        now = _now()
+        done = {}
+        with self._write() as s, s.begin():
+            gone_sessions = s.execute(
+                delete(ApiToken).where(
+                    ApiToken.kind == "session",
+                    or_(ApiToken.expires_at <= now, ApiToken.revoked_at.is_not(None)),
+                )
+            )
+            done["sessions"] = int(gone_sessions.rowcount)  # type: ignore[attr-defined]
+            if older_than is not None:
+                gone_tokens = s.execute(
+                    delete(ApiToken).where(
+                        ApiToken.kind != "session",
+                        or_(
+                            ApiToken.expires_at <= older_than,
+                            and_(
+                                ApiToken.revoked_at.is_not(None),
+                                ApiToken.revoked_at <= older_than,
+                            ),
+                        ),
+                    )
+                )
+                done["tokens"] = int(gone_tokens.rowcount)  # type: ignore[attr-defined]
+                gone_audit = s.execute(delete(AuditEvent).where(AuditEvent.at < older_than))
+                done["audit"] = int(gone_audit.rowcount)  # type: ignore[attr-defined]
+        return done
 
     # -- audit ----------------------------------------------------------------------------
     def audit(
