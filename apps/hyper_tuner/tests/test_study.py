@@ -285,3 +285,19 @@ def test_an_invalid_study_is_refused_naming_the_field(
         )
         errors.append((".".join(path), str(cause) if cause is not None else err["msg"]))
     assert any(p == field and message in m for p, m in errors), errors
+
+
+def test_a_trial_s_duration_is_its_run_and_its_wait_for_a_worker_is_apart(tmp_path: Path) -> None:
+    # two trials at a time, one slot to run them: every other trial waits for a whole run
+    config = study_config(n_trials=4, base_config={"epochs": 2, "sleep": 0.1})
+    results, (launcher, _) = run_study(tmp_path, config, parallel=1)
+    children = {c.id: c for c in launcher.children()}
+    for trial in results["trials"]:
+        child = children[trial["experiment_id"]]
+        assert child.started_at is not None and child.finished_at is not None
+        assert child.created_at is not None and child.created_at <= child.started_at
+        ran = (child.finished_at - child.started_at).total_seconds()
+        assert trial["duration_s"] == round(ran, 2) and ran >= 0.2  # two 0.1 s epochs
+        queued = (child.started_at - child.created_at).total_seconds()
+        assert trial["queued_s"] == round(queued, 2)
+    assert max(t["queued_s"] for t in results["trials"]) >= 0.15  # one waited about a run

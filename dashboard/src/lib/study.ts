@@ -21,7 +21,10 @@ export interface Trial {
   value: number | null
   error: string | null
   epochs: number
+  /** Its run's own time, start to end (null while it runs). */
   duration_s: number | null
+  /** How long it waited for a free worker before it started. */
+  queued_s: number | null
 }
 
 export type Direction = 'minimize' | 'maximize'
@@ -59,6 +62,7 @@ export function parseTrial(raw: unknown): Trial | null {
     error: typeof r.error === 'string' ? r.error : null,
     epochs: finite(r.epochs) ?? 0,
     duration_s: finite(r.duration_s),
+    queued_s: finite(r.queued_s),
   }
 }
 

@@ -204,7 +204,7 @@ function TrialsTable({ trials, params, best, runs }: { trials: Trial[]; params: 
               </th>
             ))}
             <th scope="col">epochs</th>
-            <th scope="col" title="from its submission to its end, waiting for a worker included">
+            <th scope="col" title="its run, from its start on a worker to its end">
               duration
             </th>
             <th scope="col">run</th>
@@ -231,7 +231,9 @@ function TrialsTable({ trials, params, best, runs }: { trials: Trial[]; params: 
                   </td>
                 ))}
                 <td>{t.epochs || '—'}</td>
-                <td>{t.duration_s === null ? '—' : formatDuration(t.duration_s)}</td>
+                <td title={t.queued_s === null ? undefined : `waited ${formatDuration(t.queued_s)} for a worker`}>
+                  {t.duration_s === null ? '—' : formatDuration(t.duration_s)}
+                </td>
                 <td>
                   {t.experiment_id ? (
                     <Link to={`/experiments/${encodeURIComponent(t.experiment_id)}`} data-testid={`trial-link-${t.number}`}>

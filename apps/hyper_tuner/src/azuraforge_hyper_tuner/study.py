@@ -14,7 +14,8 @@ import math
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from itertools import product
 from typing import Any
 
@@ -64,8 +65,22 @@ class TrialRecord:
     epochs: int = 0
     started: float = field(default_factory=time.time)
     finished: float | None = None
+    run_s: float | None = None  # the child's own start to end, as the store saw them
+    queued_s: float | None = None  # submitted until a worker started it
+
+    def timed(self, state: ChildState) -> None:
+        """Takes the trial's times from its child run: its duration is the run's, not the
+        wait for a free worker before it."""
+        if state.started_at is not None and state.finished_at is not None:
+            self.run_s = max(0.0, (state.finished_at - state.started_at).total_seconds())
+        if state.started_at is not None and state.created_at is not None:
+            self.queued_s = max(0.0, (state.started_at - state.created_at).total_seconds())
 
     def public(self) -> dict[str, Any]:
+        if self.finished is None:
+            duration = None
+        else:
+            duration = self.run_s if self.run_s is not None else self.finished - self.started
         return {
             "number": self.number,
             "experiment_id": self.experiment_id,
@@ -74,7 +89,8 @@ class TrialRecord:
             "value": self.value,
             "error": self.error,
             "epochs": self.epochs,
-            "duration_s": None if self.finished is None else round(self.finished - self.started, 2),
+            "duration_s": None if duration is None else round(duration, 2),
+            "queued_s": None if self.queued_s is None else round(self.queued_s, 2),
         }
 
 
@@ -177,6 +193,7 @@ class Study:
         value = objective_value(state, history, self.config.objective, self.maximize)
         record.epochs = len(history)
         record.finished = time.time()
+        record.timed(state)
         if PRUNED_TAG in state.tags:
             record.state = "pruned"
         elif state.status == "succeeded" and value is not None:
@@ -271,10 +288,14 @@ class Study:
                 running.reported = step
             if running.reported >= 0 and running.trial.should_prune():
                 running.child.cancel(reason=PRUNED_TAG)
+                if state.started_at is not None:  # it ends about now
+                    state = replace(state, finished_at=datetime.now(UTC))
+                running.record.timed(state)
                 self._tell(running, "pruned", None, f"pruned after epoch {running.reported}")
                 return
         if not state.done:
             return
+        running.record.timed(state)
         final = objective_value(state, history, self.config.objective, self.maximize)
         if state.status == "succeeded" and final is not None:
             self._tell(running, "complete", final, None)

@@ -13,6 +13,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,9 @@ class ChildrenNotSupportedError(RuntimeError):
 @dataclass(frozen=True)
 class ChildState:
     """Where a child run is. `status` is one of the platform's experiment states; `summary`
-    is what its pipeline's `run` returned (once it succeeded)."""
+    is what its pipeline's `run` returned (once it succeeded). The times (UTC) say when it
+    was submitted, when its last attempt started, and when it ended: `started_at -
+    created_at` is time spent waiting for a worker, not training."""
 
     id: str
     pipeline_id: str
@@ -51,6 +54,9 @@ class ChildState:
     summary: dict[str, Any] | None = None
     error: str | None = None
     tags: tuple[str, ...] = ()
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
 
     @property
     def done(self) -> bool:
@@ -164,7 +170,14 @@ class InlineLauncher(ChildLauncher):
         with self._lock:
             child_id = f"child-{len(self._children) + 1}"
             child = _InlineChild(
-                ChildState(child_id, pipeline_id, "queued", dict(config), tags=tuple(tags))
+                ChildState(
+                    child_id,
+                    pipeline_id,
+                    "queued",
+                    dict(config),
+                    tags=tuple(tags),
+                    created_at=datetime.now(UTC),
+                )
             )
             self._children[child_id] = child
         child.thread = threading.Thread(
@@ -197,9 +210,9 @@ class InlineLauncher(ChildLauncher):
 
         with self._slots:
             if child.stop.is_set():
-                self._set(child, status="cancelled")
+                self._set(child, status="cancelled", finished_at=datetime.now(UTC))
                 return
-            self._set(child, status="running")
+            self._set(child, status="running", started_at=datetime.now(UTC))
             context = RunContext(
                 artifact_dir=self._root / child.state.id,
                 reporter=_Metrics(),
@@ -209,12 +222,13 @@ class InlineLauncher(ChildLauncher):
             try:
                 result = cls().run(config, context)
             except Cancelled:
-                self._set(child, status="cancelled")
+                self._set(child, status="cancelled", finished_at=datetime.now(UTC))
             except Exception as exc:
-                self._set(child, status="failed", error=f"{type(exc).__name__}: {exc}")
+                error = f"{type(exc).__name__}: {exc}"
+                self._set(child, status="failed", error=error, finished_at=datetime.now(UTC))
             else:
                 summary = dict(result) if isinstance(result, Mapping) else None
-                self._set(child, status="succeeded", summary=summary)
+                self._set(child, status="succeeded", summary=summary, finished_at=datetime.now(UTC))
 
     def state(self, child_id: str) -> ChildState:
         with self._lock:

@@ -51,6 +51,9 @@ def _state(record: ExperimentRecord) -> ChildState:
         summary=record.summary,
         error=record.error,
         tags=tuple(record.tags),
+        created_at=record.created_at,
+        started_at=record.started_at,
+        finished_at=record.finished_at,
     )
 
 
