@@ -76,10 +76,13 @@ class Function:
     `backward(grad_output)` returns one gradient per input (a tuple, or a single array
     for one input); `None` for inputs that need none. `self.needs_input_grad[i]` tells
     whether input i wants one, so work for constants can be skipped.
+    `self.graph_retained` is False while `backward` runs for the last time (the graph is
+    freed right after, no `retain_graph`): backward may then overwrite its saved arrays.
     """
 
     inputs: tuple[Tensor, ...] | None
     needs_input_grad: tuple[bool, ...]
+    graph_retained = True  # unless Tensor.backward says otherwise, saved arrays stay intact
 
     def __call__(self, *inputs: Tensor) -> Tensor:
         arrays = [t.data for t in inputs]
@@ -319,6 +322,7 @@ class Tensor:
                     "backward() through a graph that was already freed: call the first "
                     "backward(retain_graph=True) to go through it twice"
                 )
+            ctx.graph_retained = retain_graph
             in_grads = ctx.backward(g)
             if not isinstance(in_grads, tuple):
                 in_grads = (in_grads,)

@@ -377,42 +377,49 @@ class LSTMCellSequence(_PooledFunction):
         h1, h2, h3 = hid, 2 * hid, 3 * hid
         dt = acts.dtype
         scratch = _Scratch(xp)
+        if self.graph_retained:  # a later backward needs acts as they are: work on a copy
+            acts = scratch(acts.shape, dt)
+            xp.copyto(acts, self.acts)
         g, i, f, o = acts[:, :h1], acts[:, h1:h2], acts[:, h2:h3], acts[:, h3:]
-        # Everything that does not depend on the incoming gradient, for all steps at once:
-        # p maps dc (gates g, i, f) or dh (gate o) to the gate's pre-activation gradient.
-        p = scratch(acts.shape, dt)
-        sig, dsig = acts[:, h1:], p[:, h1:]
-        xp.subtract(1, sig, out=dsig)
-        dsig *= sig  # s * (1 - s)
-        p[:, h1:h2] *= g
-        p[:, h2:h3] *= cs[:-1]
-        p[:, h3:] *= tcs
-        pg = p[:, :h1]
-        xp.multiply(g, g, out=pg)
-        xp.subtract(1, pg, out=pg)
-        pg *= i  # i * (1 - g^2)
-        o_dtanh = scratch(tcs.shape, dt)  # dh -> dc through h = o * tanh(c)
-        xp.multiply(tcs, tcs, out=o_dtanh)
-        xp.subtract(1, o_dtanh, out=o_dtanh)
-        o_dtanh *= o
-        dgates = scratch(acts.shape, dt)
+        hs = state[1:, :hid]  # h_t = o tanh(c_t)
+        # Everything that does not depend on the incoming gradient, for all steps at once,
+        # written over the gate activations (of which only f is needed again): the factor
+        # that maps dc (gates g, i, f) or dh (gate o) to the gate's pre-activation gradient.
+        # The loop then writes those gradients over it. Few and small arrays on purpose:
+        # a pass over a multi-megabyte array costs more in memory traffic than arithmetic.
+        f_keep = scratch(tcs.shape, dt)
+        xp.copyto(f_keep, f)
+        o_dtanh = scratch(tcs.shape, dt)  # dh -> dc through h = o tanh(c): o (1 - tanh(c)^2)
+        xp.multiply(hs, tcs, out=o_dtanh)
+        xp.subtract(o, o_dtanh, out=o_dtanh)
+        terms = scratch((steps, 2 * hid, bsz), dt)  # i g and f c_prev
+        xp.multiply(i, g, out=terms[:, :h1])
+        xp.multiply(f, cs[:-1], out=terms[:, h1:])
+        xp.multiply(terms[:, :h1], g, out=g)
+        xp.subtract(i, g, out=g)  # i (1 - g^2)
+        sig = acts[:, h1:]
+        xp.subtract(1, sig, out=sig)  # 1 - s
+        acts[:, h1:h3] *= terms  # g s_i (1 - s_i), c_prev s_f (1 - s_f)
+        o *= hs  # tanh(c) s_o (1 - s_o)
         dc = xp.zeros((hid, bsz), dtype=dt) if g_cell is None else g_cell.T.astype(dt, order="C")
         tmp = xp.empty((hid, bsz), dtype=dt)
         gyt, dh = _incoming_grad(xp, gy, hid, dt, self.return_sequences)
         w_hh_r = _StepMatmul(xp, self.w_all[:hid], bsz)
-        dc3 = dc[None]
+        acts4 = acts.reshape(steps, 4, hid, bsz)
         for t in range(steps - 1, -1, -1):
             if gyt is not None:
                 dh += gyt[t]
             xp.multiply(dh, o_dtanh[t], out=tmp)
             dc += tmp
-            d, pt = dgates[t], p[t]
-            xp.multiply(dc3, pt[:h3].reshape(3, hid, bsz), out=d[:h3].reshape(3, hid, bsz))
-            xp.multiply(dh, pt[h3:], out=d[h3:])
-            dc *= f[t]
-            w_hh_r(d, dh)  # d no longer needs dh, so dh is overwritten in place
+            d = acts4[t]
+            d3 = d[:3]
+            xp.multiply(dc, d3, out=d3)  # dg, di, df
+            do = d[3]
+            do *= dh
+            dc *= f_keep[t]
+            w_hh_r(acts[t], dh)  # acts[t] no longer needs dh, so dh is overwritten in place
         perm, need = self.perm, self.needs_input_grad
-        dg = _rows_by_steps(xp, dgates, scratch((4 * hid, steps * bsz), dt))
+        dg = _rows_by_steps(xp, acts, scratch((4 * hid, steps * bsz), dt))
 
         def unpermute(grad_r: Any) -> Any:  # columns back from g, i, f, o to i, f, g, o
             out = xp.empty_like(grad_r)
