@@ -2,8 +2,9 @@
 deploy/Dockerfile on the registry-free base (deploy/make-base-image.sh), the stack started by
 `docker-compose` from deploy/docker-compose.yml with two workers, and then used as a team would:
 an admin made with the README's command, a login over HTTPS through nginx, an image classifier
-run whose events arrive over WSS, and the worker container running it killed mid-run, after
-which the run still succeeds, resumed by a worker from its checkpoint on the shared volume.
+run whose events arrive over WSS, and the worker container running it killed mid-run with one
+of the two API containers, after which the run still succeeds, resumed by a worker from its
+checkpoint on the shared volume, and every event still arrives over WSS.
 
 The engine is Podman (Debian's 4.3) behind its Docker-compatible API, which Debian's
 docker-compose 1.29 drives as it would drive Docker. Podman, runc, mmdebstrap and
@@ -370,7 +371,7 @@ def test_the_stack_serves_the_platform_over_https_through_nginx(stack: Stack) ->
             assert uid.stdout.strip() == "10001", (container["Names"], uid)
 
 
-def test_a_run_survives_losing_the_worker_container_running_it(stack: Stack) -> None:
+def test_a_run_survives_losing_its_worker_container_and_an_api_container(stack: Stack) -> None:
     engine = stack.engine
     http = stack.client()
     login = http.post(
@@ -426,8 +427,14 @@ def test_a_run_survives_losing_the_worker_container_running_it(stack: Stack) -> 
     }
     victim = workers.get(node.removeprefix("celery@"))
     assert victim is not None, (node, list(workers))
-    killed = engine.podman("kill", "--signal", "KILL", victim["Id"])
-    assert killed.returncode == 0, killed.stderr
+    [api_1] = [c for c in engine.containers(running=True) if engine.service_of(c) == "api-1"]
+    for container in (victim, api_1):  # and one API instance goes down with it
+        killed = engine.podman("kill", "--signal", "KILL", container["Id"])
+        assert killed.returncode == 0, killed.stderr
+    # nginx sends everything to the instance that is left, POSTs included
+    for _ in range(4):
+        experiment()
+    assert http.post("/api/v1/auth/ws-token").status_code == 200
 
     follower.join(600)
     assert not follower.is_alive() and follower.error is None, (follower.error, engine.logs())
