@@ -11,7 +11,7 @@ NPM_DEPS := dashboard/node_modules/.installed
 DASHBOARD_BUILD := dashboard/dist/index.html
 DASHBOARD_SRC := $(shell find dashboard/src dashboard/index.html dashboard/vite.config.ts -type f 2>/dev/null)
 
-.PHONY: setup run test test-python test-dashboard test-e2e test-gpu lint format typecheck bench clean
+.PHONY: setup run test test-python test-dashboard test-e2e test-gpu test-containers lint format typecheck bench clean
 
 # Install uv when missing, then the whole workspace from the lock file.
 $(SYNCED): pyproject.toml uv.lock packages/*/pyproject.toml apps/*/pyproject.toml
@@ -34,12 +34,12 @@ run: setup
 	$(RUN) azuraforge up
 
 # The suite CI runs: unit + integration (real Redis/PostgreSQL) + slow proofs; GPU tests run
-# only where CuPy and a GPU exist (`make test-gpu`).
+# only where CuPy and a GPU exist (`make test-gpu`), the container stack in `make test-containers`.
 test: test-python test-dashboard test-e2e
 
 test-python: setup
 	$(RUN) lint-imports
-	$(RUN) pytest -m "not gpu" -n 2 --dist loadgroup
+	$(RUN) pytest -m "not gpu and not containers" -n 2 --dist loadgroup
 
 test-dashboard: setup
 	cd dashboard && npm test
@@ -53,6 +53,11 @@ test-e2e: setup
 
 test-gpu: setup
 	$(RUN) pytest -m gpu
+
+# The images built from deploy/Dockerfile and the compose stack run with Podman (installed from
+# Debian when missing, as root): minutes, most of them the first build; the images stay as cache.
+test-containers: setup
+	$(RUN) pytest -m containers
 
 # ruff, the architecture contracts, the CI workflows against their JSON schema (vendored in
 # check-jsonschema, nothing downloaded) and one version for every package.
