@@ -126,7 +126,10 @@ class RunMirror:
 
     def _watch(self) -> None:
         while not self._done.wait(self.interval):
-            self.sync(CHECKPOINTS)
+            try:
+                self.sync(CHECKPOINTS)
+            except Exception:  # a folder changing under the walk: the next round sees it
+                log.warning("mirroring the checkpoints failed; will retry", exc_info=True)
 
     def stop(self) -> None:
         self._done.set()
