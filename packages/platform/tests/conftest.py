@@ -312,3 +312,56 @@ def probe_pipeline(_test_plugin: tuple[str, str]) -> str:
 def fit_pipeline(_test_plugin: tuple[str, str]) -> str:
     """Really trains (numpy linear regression), checkpoints every epoch, resumes."""
     return _test_plugin[1]
+
+
+# -- an S3-compatible bucket --------------------------------------------------------------
+# moto's S3 behind a real HTTP server on a loopback port: boto3 talks to it over real
+# connections exactly as to MinIO or AWS (no patching of boto3 in the tested processes).
+S3_ENV = {
+    "AWS_ACCESS_KEY_ID": "azf-test-key",
+    "AWS_SECRET_ACCESS_KEY": "azf-test-secret",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_CONFIG_FILE": os.devnull,  # never the developer's own profiles
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_settings(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """A new, empty bucket on the S3 server, and the settings that select it (the AWS_*
+    credentials are set in the environment, as boto3's chain reads them)."""
+    import boto3
+
+    for key, value in S3_ENV.items():
+        monkeypatch.setenv(key, value)
+    name = f"azf-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
+    return {
+        "artifact_s3_bucket": name,
+        "artifact_s3_endpoint_url": s3_endpoint,
+        "artifact_s3_prefix": "runs/",
+    }
+
+
+def bucket_objects(settings: dict[str, str]) -> dict[str, bytes]:
+    """Every object of the bucket: key -> content, read with a client of its own."""
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=settings["artifact_s3_endpoint_url"])
+    name = settings["artifact_s3_bucket"]
+    found = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
+        for item in page.get("Contents", []):
+            found[item["Key"]] = client.get_object(Bucket=name, Key=item["Key"])["Body"].read()
+    return found

@@ -7,7 +7,9 @@ the Celery parent, its pool process and the run's child process.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -35,7 +37,7 @@ class Cluster:
     settings: Settings
     store: ExperimentStore
     dispatcher: CeleryDispatcher
-    start_worker: Callable[[str], subprocess.Popen[bytes]]
+    start_worker: Callable[..., subprocess.Popen[bytes]]
     env: dict[str, str] = field(default_factory=dict)
     logs: dict[str, Path] = field(default_factory=dict)
 
@@ -97,14 +99,15 @@ def cluster(
     processes: list[subprocess.Popen[bytes]] = []
     cluster = Cluster(settings, store, CeleryDispatcher(make_celery(settings)), lambda _: None)  # type: ignore[arg-type,return-value]
 
-    def start_worker(name: str) -> subprocess.Popen[bytes]:
+    def start_worker(name: str, **more_env: str) -> subprocess.Popen[bytes]:
         log = tmp_path / f"{name}.log"
         cluster.logs[name] = log
         with log.open("wb") as out:
             process = subprocess.Popen(
                 [str(Path(sys.executable).parent / "azuraforge"), "worker",
                  "--name", f"{name}@{channel_prefix}", "--concurrency", "1"],
-                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                env={**env, **more_env}, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
             )  # fmt: skip
         processes.append(process)
         cluster.wait_for(lambda: b" ready." in log.read_bytes() or process.poll() is not None)
@@ -184,6 +187,42 @@ def test_sigkilled_worker_run_is_lost_requeued_and_resumed_on_the_other(
     # checkpoint is saved (epoch 3's own checkpoint may still be in flight at the kill)
     assert int(resumed.rsplit(" ", 1)[1]) >= 2
     assert final.summary is not None and final.summary["w_error"] < 0.05
+
+
+def test_a_run_resumes_on_another_machine_from_the_bucket(
+    cluster: Cluster, fit_pipeline: str, s3_settings: dict[str, str], tmp_path: Path
+) -> None:
+    """Artifacts in a bucket, no shared folder: each worker has a data folder of its own
+    (another machine's disk). The worker running the fit is SIGKILLed; the other resumes
+    it from the checkpoint in the bucket, though its own folder never saw the run."""
+    from .conftest import S3_ENV, bucket_objects
+
+    bucket_env = {**S3_ENV, **{f"AZURAFORGE_{k.upper()}": v for k, v in s3_settings.items()}}
+    folders = {name: tmp_path / f"{name}-disk" for name in ("w1", "w2")}
+    workers = {
+        name: cluster.start_worker(name, AZURAFORGE_DATA_DIR=str(folder), **bucket_env)
+        for name, folder in folders.items()
+    }
+    config = {"epochs": 12, "steps_per_epoch": 10, "step_sleep": 0.05}
+    exp_id = cluster.submit(fit_pipeline, config, max_attempts=2)
+    checkpoint = f"runs/{exp_id}/checkpoints/checkpoint.json"
+    cluster.wait_for(lambda: len(cluster.store.metrics(exp_id)) >= 3)  # epoch 2 checkpointed
+    assert checkpoint in bucket_objects(s3_settings)  # uploaded as soon as it was saved
+    first = node(cluster.store.get(exp_id))
+    os.killpg(workers[first].pid, signal.SIGKILL)  # the whole machine is gone
+    workers[first].wait()
+    shutil.rmtree(folders[first])  # and its disk with it
+    [final] = cluster.wait([exp_id])
+    assert final.status is S.succeeded, (final.error, cluster.tail())
+    assert final.attempts == 2 and node(final) != first
+    points = cluster.store.metrics(exp_id)
+    assert [p.step for p in points] == list(range(1, 13))  # no duplicate, no gap
+    [resumed] = [line.message for line in cluster.store.logs(exp_id) if "resumes" in line.message]
+    assert int(resumed.rsplit(" ", 1)[1]) >= 2  # from the bucket's checkpoint, not from scratch
+    assert final.summary is not None and final.summary["w_error"] < 0.05
+    assert json.loads(bucket_objects(s3_settings)[checkpoint]) == {"epoch": 12}
+    # neither worker's folder is the shared data dir: the run never touched it
+    assert not (tmp_path / "artifacts" / exp_id).exists()
 
 
 def test_a_sigkilled_worker_process_takes_its_fork_server_and_run_child_along(

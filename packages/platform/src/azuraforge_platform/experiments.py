@@ -247,20 +247,24 @@ class LocalExperiments:
         )
 
     def artifacts(self, experiment_id: str) -> list[ArtifactPublic]:
-        folder = self.store.artifact_dir(experiment_id)
+        folder, bucket = self.store.artifact_dir(experiment_id), self.store.bucket
         return [
             ArtifactPublic(
                 path=a.path,
                 size=a.size,
                 kind=a.kind,
                 created_at=a.created_at,
-                url=(folder / a.path).as_uri(),
+                url=(
+                    bucket.url(experiment_id, a.path)
+                    if bucket is not None
+                    else (folder / a.path).as_uri()
+                ),
             )
             for a in self.store.artifacts(experiment_id)
         ]
 
     def artifact_location(self, experiment_id: str) -> str:
-        return str(self.store.artifact_dir(experiment_id))
+        return self.store.artifact_location(experiment_id)
 
     def stream_events(
         self, experiment_id: str, *, after: int = 0

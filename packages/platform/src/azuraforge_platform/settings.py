@@ -34,6 +34,27 @@ class Settings(BaseSettings):
     artifact_root: Path | None = Field(
         default=None, description="Where experiments' artifacts go; unset means data_dir/artifacts."
     )
+    artifact_s3_bucket: str | None = Field(
+        default=None,
+        description="An S3-compatible bucket that keeps every experiment's artifacts and "
+        "checkpoints (needs azuraforge-platform[s3]); unset: local folders only. Runs write "
+        "their local folder and upload to it; the API and predictions read it, so workers on "
+        "other machines resume from it without a shared folder. Credentials come from boto3's "
+        "own chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws, an instance role).",
+    )
+    artifact_s3_endpoint_url: str | None = Field(
+        default=None,
+        description="The S3 endpoint of a non-AWS server (MinIO, Ceph, ...), reached by path "
+        "(http://host:9000); unset: AWS S3.",
+    )
+    artifact_s3_prefix: str = Field(
+        default="azuraforge/",
+        description="Key prefix of the artifacts in the bucket (one bucket can serve several "
+        "installations): keys are <prefix><experiment id>/<file>.",
+    )
+    artifact_s3_region: str | None = Field(
+        default=None, description="The bucket's region; unset: boto3's default (AWS_REGION...)."
+    )
     data_roots: list[Path] = Field(
         default_factory=list,
         description="Folders (JSON list) whose files API clients may name in configs and "

@@ -17,7 +17,13 @@ from azuraforge_platform.events import EventService, make_bus
 from azuraforge_platform.execution.predict import PredictionSandbox
 from azuraforge_platform.lifecycle import Dispatcher, Lifecycle
 from azuraforge_platform.settings import Settings
-from azuraforge_platform.store import ExperimentStore, ModelRegistry, UploadStore, make_engine
+from azuraforge_platform.store import (
+    ArtifactBucket,
+    ExperimentStore,
+    ModelRegistry,
+    UploadStore,
+    make_engine,
+)
 from azuraforge_platform.store.accounts import AccountStore
 
 __all__ = ["Services"]
@@ -82,7 +88,10 @@ class Services:
             # the threadpool serves up to 40 requests at once; let them all hold a connection
             kwargs = {"pool_size": 20, "max_overflow": 30}
         store = ExperimentStore(
-            url, settings.resolved_artifact_root, engine=make_engine(url, **kwargs)
+            url,
+            settings.resolved_artifact_root,
+            engine=make_engine(url, **kwargs),
+            bucket=ArtifactBucket.from_settings(settings),
         )
         bus = make_bus(settings.redis_url, prefix=settings.event_channel_prefix)
         events = EventService(store, bus)

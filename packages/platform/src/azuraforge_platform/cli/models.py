@@ -24,6 +24,8 @@ from azuraforge_platform.cli.common import (
     user_errors,
 )
 from azuraforge_platform.store import (
+    ArtifactNotFoundError,
+    ArtifactPathError,
     ExperimentStatus,
     ModelExistsError,
     ModelNotFoundError,
@@ -136,8 +138,9 @@ def register_command(
             if not models:
                 fail(f"experiment {record.id} saved no model; name the file with --artifact", 2)
             path = models[0]
-        file = (store.artifact_dir(record.id) / path).resolve()
-        if not file.is_relative_to(store.artifact_dir(record.id).resolve()) or not file.is_file():
+        try:
+            store.check_artifact(record.id, path)
+        except (ArtifactPathError, ArtifactNotFoundError):
             fail(f"experiment {record.id} has no artifact {path!r}", EXIT_USAGE)
         try:
             model = ModelRegistry(store).register(

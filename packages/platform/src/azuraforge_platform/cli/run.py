@@ -241,7 +241,7 @@ def _final_report(store: ExperimentStore, final: ExperimentRecord, seconds: floa
         out.print(summary)
     artifacts = store.artifacts(final.id)
     if artifacts:
-        out.print(f"{len(artifacts)} artifact(s) in {store.artifact_dir(final.id)}")
+        out.print(f"{len(artifacts)} artifact(s) in {store.artifact_location(final.id)}")
     if final.status is S.failed:
         out.print(f"[red]{escape(final.error or 'failed')}[/]")
         if final.traceback:

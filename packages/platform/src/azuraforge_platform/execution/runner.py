@@ -29,6 +29,7 @@ from azuraforge_pipeline import (
 )
 from azuraforge_platform.events import EventService
 from azuraforge_platform.execution.children import StoreLauncher, child_dispatcher
+from azuraforge_platform.execution.mirror import CHECKPOINTS, MirroredContext, RunMirror
 from azuraforge_platform.execution.reporter import StoreReporter
 from azuraforge_platform.lifecycle import Lifecycle
 from azuraforge_platform.paths import redact_paths
@@ -159,6 +160,7 @@ def run_experiment(
 
     # Beat from the moment of the claim: importing a plugin can take seconds.
     reporter = StoreReporter(events, experiment_id)
+    mirror: RunMirror | None = None
     heartbeat = _Heartbeat(events, experiment_id, worker, heartbeat_seconds, reporter)
     heartbeat.start()
     try:
@@ -171,22 +173,41 @@ def run_experiment(
             log.warning("experiment %s: %s\n%s", experiment_id, exc, exc.traceback)
             return finish(S.failed, error=str(exc), traceback=exc.traceback)
         artifact_dir = store.artifact_dir(experiment_id)
-        context = RunContext(
-            artifact_dir=artifact_dir,
-            checkpoint_dir=artifact_dir / "checkpoints",
-            reporter=reporter,
-            seed=seed_for(experiment_id, record.config),
-            stop_requested=heartbeat.stop_requested.is_set,
-            experiment_id=experiment_id,
-            attempt=record.attempts,
-            launcher=_launcher(events, settings, record),
-            device=settings.device if settings is not None else "cpu",
-        )
+        context_args: dict[str, Any] = {
+            "artifact_dir": artifact_dir,
+            "checkpoint_dir": artifact_dir / CHECKPOINTS,
+            "reporter": reporter,
+            "seed": seed_for(experiment_id, record.config),
+            "stop_requested": heartbeat.stop_requested.is_set,
+            "experiment_id": experiment_id,
+            "attempt": record.attempts,
+            "launcher": _launcher(events, settings, record),
+            "device": settings.device if settings is not None else "cpu",
+        }
+        context: RunContext
+        if store.bucket is None:
+            context = RunContext(**context_args)
+        else:  # the bucket keeps the files: an earlier attempt's checkpoints come from it
+            mirror = RunMirror(store.bucket, experiment_id, artifact_dir, heartbeat_seconds)
+            try:
+                mirror.restore_checkpoints()
+            except Exception as exc:
+                log.warning(
+                    "experiment %s: reading the bucket failed", experiment_id, exc_info=True
+                )
+                return finish(
+                    S.failed,
+                    error=f"could not read the run's checkpoints from the artifact bucket: {exc}",
+                )
+            context = MirroredContext(mirror=mirror.start(), **context_args)
         try:
             result = pipeline_cls().run(config, context)
             summary = _jsonable(result)
             if reporter.non_finite is not None:  # the pipeline caught the error and went on
                 raise reporter.non_finite
+            if mirror is not None:  # a success whose model is not in the bucket is none
+                mirror.stop()
+                mirror.sync(strict=True)
         except Cancelled:
             return _finish_after(reporter, heartbeat, lambda: finish(S.cancelled))
         except Exception as exc:
@@ -201,6 +222,9 @@ def run_experiment(
         heartbeat.stop()
         heartbeat.join()
         reporter.flush()
+        if mirror is not None:  # a failed or cancelled run's files too, as far as they go
+            mirror.stop()
+            mirror.sync()
 
 
 def _launcher(

@@ -1,5 +1,6 @@
 """The experiment store: experiments, metrics, logs, events, artifacts and uploads in SQL."""
 
+from azuraforge_platform.store.bucket import ArtifactBucket
 from azuraforge_platform.store.engine import make_engine, normalize_url
 from azuraforge_platform.store.experiment_store import ExperimentStore
 from azuraforge_platform.store.experiments import SORT_FIELDS
@@ -16,6 +17,8 @@ from azuraforge_platform.store.model_registry import (
     ModelRegistry,
 )
 from azuraforge_platform.store.records import (
+    ArtifactNotFoundError,
+    ArtifactPathError,
     ArtifactRecord,
     EventRecord,
     ExperimentNotFoundError,
@@ -33,6 +36,9 @@ from azuraforge_platform.store.uploads import UploadQuotaError, UploadRecord, Up
 __all__ = [
     "ALLOWED_TRANSITIONS",
     "SORT_FIELDS",
+    "ArtifactBucket",
+    "ArtifactNotFoundError",
+    "ArtifactPathError",
     "ArtifactRecord",
     "EventRecord",
     "ExperimentNotFoundError",

@@ -14,9 +14,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from azuraforge_platform.store.bucket import ArtifactBucket, check_experiment_id
 from azuraforge_platform.store.engine import WRITE_OPTION, make_engine
 from azuraforge_platform.store.migrate import ensure_schema
 from azuraforge_platform.store.records import (
+    ArtifactNotFoundError,
+    ArtifactPathError,
     ExperimentNotFoundError,
     ExperimentRecord,
     experiment_record,
@@ -58,8 +61,11 @@ class StoreBase:
         *,
         engine: Engine | None = None,
         migrate: bool = True,
+        bucket: ArtifactBucket | None = None,
     ) -> None:
         self.engine = engine if engine is not None else make_engine(url)
+        # With a bucket, it holds the artifacts for good; artifact_root is the working copy
+        self.bucket = bucket
         self._write_engine = self.engine.execution_options(**{WRITE_OPTION: True})
         self.artifact_root = Path(artifact_root).resolve()
         self.dialect = self.engine.dialect.name
@@ -109,6 +115,39 @@ class StoreBase:
             return experiment_record(row, tags_of(conn, [experiment_id]).get(experiment_id, []))
 
     def artifact_dir(self, experiment_id: str) -> Path:
-        if not experiment_id or "/" in experiment_id or experiment_id in (".", ".."):
-            raise ValueError(f"bad experiment id {experiment_id!r}")
-        return self.artifact_root / experiment_id
+        """The experiment's local artifact folder (with a bucket: this machine's copy)."""
+        return self.artifact_root / check_experiment_id(experiment_id)
+
+    def artifact_location(self, experiment_id: str) -> str:
+        """Where the experiment's files are kept, for people: a folder or an s3:// URL."""
+        if self.bucket is not None:
+            return self.bucket.url(experiment_id)
+        return str(self.artifact_dir(experiment_id))
+
+    def _local_artifact(self, experiment_id: str, relative: str) -> Path:
+        root = self.artifact_dir(experiment_id).resolve()
+        if "\x00" in relative or not relative.strip("/"):
+            raise ArtifactPathError("artifact path must name a file")
+        target = (root / relative).resolve()
+        if not target.is_relative_to(root) or target == root:
+            raise ArtifactPathError(f"artifact path {relative!r} leaves the experiment's folder")
+        return target
+
+    def check_artifact(self, experiment_id: str, relative: str) -> None:
+        """That `relative` names a file of the experiment: `ArtifactPathError` for a path
+        outside its folder, `ArtifactNotFoundError` for no such file. Downloads nothing."""
+        if self.bucket is not None:
+            self.bucket.head(experiment_id, relative)
+        elif not self._local_artifact(experiment_id, relative).is_file():
+            raise ArtifactNotFoundError(experiment_id, relative)
+
+    def artifact_file(self, experiment_id: str, relative: str) -> Path:
+        """A local file holding the artifact `relative` (errors as `check_artifact`): the
+        file in the experiment's folder, or with a bucket a copy of the bucket's version in
+        this machine's cache (fetched when missing or changed)."""
+        if self.bucket is not None:
+            return self.bucket.fetch(experiment_id, relative)
+        target = self._local_artifact(experiment_id, relative)
+        if not target.is_file():
+            raise ArtifactNotFoundError(experiment_id, relative)
+        return target

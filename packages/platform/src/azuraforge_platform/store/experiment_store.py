@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from azuraforge_platform.settings import Settings
 from azuraforge_platform.store.artifacts import ArtifactsMixin
+from azuraforge_platform.store.bucket import ArtifactBucket
 from azuraforge_platform.store.experiments import ExperimentsMixin
 from azuraforge_platform.store.logs_events import LogsEventsMixin
 from azuraforge_platform.store.metrics import MetricsMixin
@@ -31,4 +32,8 @@ class ExperimentStore(
     @classmethod
     def from_settings(cls, settings: Settings) -> ExperimentStore:
         """The store the settings describe (SQLite under data_dir unless a URL is set)."""
-        return cls(settings.resolved_database_url, settings.resolved_artifact_root)
+        return cls(
+            settings.resolved_database_url,
+            settings.resolved_artifact_root,
+            bucket=ArtifactBucket.from_settings(settings),
+        )

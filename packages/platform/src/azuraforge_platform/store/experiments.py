@@ -375,7 +375,13 @@ class ExperimentsMixin(StoreBase):
             row.updated_at = utc_now()
 
     def delete(self, experiment_id: str) -> None:
-        """Remove the experiment, everything it recorded and its artifact folder."""
+        """Remove the experiment, everything it recorded and its artifact folder (and with a
+        bucket its keys: first, so a failed deletion can be tried again)."""
+        if self.bucket is not None:
+            if not self._exists(experiment_id):
+                raise ExperimentNotFoundError(experiment_id)
+            self.bucket.delete_experiment(experiment_id)
+            self.bucket.drop_cache(experiment_id)
         with self._write() as session:
             result = session.execute(delete(Experiment).where(Experiment.id == experiment_id))
             if result.rowcount == 0:  # type: ignore[attr-defined]

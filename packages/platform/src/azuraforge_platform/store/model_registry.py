@@ -14,7 +14,11 @@ from sqlalchemy.orm import Session
 
 from azuraforge_platform.store.engine import WRITE_OPTION
 from azuraforge_platform.store.experiment_store import ExperimentStore
-from azuraforge_platform.store.records import ExperimentNotFoundError, StoreError
+from azuraforge_platform.store.records import (
+    ArtifactNotFoundError,
+    ExperimentNotFoundError,
+    StoreError,
+)
 from azuraforge_platform.store.tables import RegisteredModel, json_safe
 
 __all__ = ["ModelExistsError", "ModelNotFoundError", "ModelRecord", "ModelRegistry"]
@@ -125,5 +129,9 @@ class ModelRegistry:
                 raise ModelNotFoundError(name)
 
     def path(self, record: ModelRecord) -> Path:
-        """The model file on disk (inside its experiment's artifact folder)."""
-        return self.store.artifact_dir(record.experiment_id) / record.artifact_path
+        """The model file on disk: in its experiment's artifact folder, or with a bucket this
+        machine's cached copy of the bucket's (a path that does not exist when it is gone)."""
+        try:
+            return self.store.artifact_file(record.experiment_id, record.artifact_path)
+        except ArtifactNotFoundError:
+            return self.store.artifact_dir(record.experiment_id) / record.artifact_path

@@ -13,6 +13,8 @@ from sqlalchemy import Row
 from azuraforge_platform.store.tables import Experiment, ExperimentStatus
 
 __all__ = [
+    "ArtifactNotFoundError",
+    "ArtifactPathError",
     "ArtifactRecord",
     "EventRecord",
     "ExperimentNotFoundError",
@@ -33,6 +35,20 @@ class ExperimentNotFoundError(StoreError, LookupError):
     def __init__(self, experiment_id: str) -> None:
         self.experiment_id = experiment_id
         super().__init__(f"no experiment with id {experiment_id!r}")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class ArtifactPathError(StoreError, ValueError):
+    """A path that does not name a file inside an experiment's artifact folder."""
+
+
+class ArtifactNotFoundError(StoreError, LookupError):
+    def __init__(self, experiment_id: str, path: str) -> None:
+        self.experiment_id = experiment_id
+        self.path = path
+        super().__init__(f"experiment {experiment_id} has no artifact {path!r}")
 
     def __str__(self) -> str:
         return str(self.args[0])

@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import json
 import logging
+import mimetypes
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from enum import StrEnum
-from pathlib import Path as FsPath
+from pathlib import PurePosixPath
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
@@ -49,6 +52,8 @@ from azuraforge_platform.api.services import Services
 from azuraforge_platform.lifecycle import QueueUnavailableError
 from azuraforge_platform.paths import client_path_policy
 from azuraforge_platform.store import (
+    ArtifactNotFoundError,
+    ArtifactPathError,
     ExperimentRecord,
     ExperimentStatus,
     ExperimentStore,
@@ -330,19 +335,28 @@ async def list_artifacts(
     )
 
 
-def artifact_file(store: ExperimentStore, experiment_id: str, relative: str) -> FsPath:
-    """The file `relative` inside the experiment's folder; refuses anything outside it."""
-    root = store.artifact_dir(experiment_id).resolve()
-    if "\x00" in relative or not relative.strip("/"):
-        raise ApiError(400, "artifact path must name a file", code="bad_path")
-    target = (root / relative).resolve()
-    if not target.is_relative_to(root) or target == root:
-        raise ApiError(
-            400, f"artifact path {relative!r} leaves the experiment's folder", code="bad_path"
-        )
-    if not target.is_file():
-        raise ApiError(404, f"experiment {experiment_id} has no artifact {relative!r}")
-    return target
+def check_artifact(store: ExperimentStore, experiment_id: str, relative: str) -> None:
+    """That `relative` names a file of the experiment (in its folder or its bucket keys):
+    400 for a path outside it, 404 for no such file."""
+    with _artifact_errors():
+        store.check_artifact(experiment_id, relative)
+
+
+@contextmanager
+def _artifact_errors() -> Iterator[None]:
+    try:
+        yield
+    except ArtifactPathError as exc:
+        raise ApiError(400, str(exc), code="bad_path") from None
+    except ArtifactNotFoundError as exc:
+        raise ApiError(404, str(exc)) from None
+
+
+def _disposition(kind: str, filename: str) -> str:
+    quoted = quote(filename)
+    if quoted != filename:  # as Starlette's FileResponse says it
+        return f"{kind}; filename*=utf-8''{quoted}"
+    return f'{kind}; filename="{filename}"'
 
 
 @router.get(
@@ -359,12 +373,24 @@ async def download_artifact(
     store: StoreDep,
     path: Annotated[str, Path(max_length=500)],
     download: Annotated[bool, Query(description="As an attachment")] = False,
-) -> FileResponse:
-    target = artifact_file(store, experiment.id, path)
-    return FileResponse(
-        target,
-        filename=target.name,
-        content_disposition_type="attachment" if download else "inline",
+) -> Response:
+    disposition = "attachment" if download else "inline"
+    bucket = store.bucket
+    if bucket is None:
+        with _artifact_errors():
+            target = store.artifact_file(experiment.id, path)
+        return FileResponse(target, filename=target.name, content_disposition_type=disposition)
+    # From the bucket, streamed: the API's machine keeps no copy of what it serves
+    with _artifact_errors():
+        found = await run_in_threadpool(bucket.open, experiment.id, path)
+    name = PurePosixPath(path).name
+    return StreamingResponse(
+        found.chunks(),  # a sync iterator: Starlette reads it in its thread pool
+        media_type=mimetypes.guess_type(name)[0] or "application/octet-stream",
+        headers={
+            "Content-Length": str(found.size),
+            "Content-Disposition": _disposition(disposition, name),
+        },
     )
 
 

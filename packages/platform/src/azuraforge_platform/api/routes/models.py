@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from azuraforge_pipeline import PathNotAllowedError, UnknownPipelineError, check_path
 from azuraforge_platform.api.deps import ModelsDep, ServicesDep
 from azuraforge_platform.api.errors import ApiError, responses
-from azuraforge_platform.api.routes.experiments import artifact_file
+from azuraforge_platform.api.routes.experiments import check_artifact
 from azuraforge_platform.api.routes.uploads import upload_file, upload_guard
 from azuraforge_platform.api.schemas import (
     ModelCreate,
@@ -88,7 +88,7 @@ async def register_model(
                     fields=[("artifact_path", "required: the run has no `model` artifact")],
                 )
             path = candidates[0]
-        artifact_file(store, experiment.id, path)  # exists, inside the folder
+        check_artifact(store, experiment.id, path)  # exists, inside the folder
         try:
             record = services.models.register(
                 body.name,

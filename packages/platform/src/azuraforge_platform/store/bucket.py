@@ -1,0 +1,218 @@
+"""`ArtifactBucket`: experiments' artifact folders in an S3-compatible bucket (opt-in).
+
+With `AZURAFORGE_ARTIFACT_S3_BUCKET` set, the bucket is where an experiment's files live for
+good, under `<prefix><experiment id>/<relative path>`: runs write to their local folder (the
+working copy) and upload to the bucket, and whoever reads an artifact reads the bucket, so
+nodes need no shared folder. Credentials come only from boto3's own chain (AWS_* variables,
+~/.aws, an instance role); nothing here reads or logs them.
+
+Keys are built from validated relative paths only (`clean_relative`): no `..`, no absolute
+path, no empty part, so no request can name another experiment's keys.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from azuraforge_platform.store.records import ArtifactNotFoundError, ArtifactPathError
+
+if TYPE_CHECKING:
+    from azuraforge_platform.settings import Settings
+
+__all__ = ["ArtifactBucket", "BucketObject", "check_experiment_id", "clean_relative"]
+
+_CHUNK = 1024 * 1024
+_DELETE_BATCH = 1000  # DeleteObjects takes at most this many keys
+
+
+def check_experiment_id(experiment_id: str) -> str:
+    if not experiment_id or "/" in experiment_id or experiment_id in (".", ".."):
+        raise ValueError(f"bad experiment id {experiment_id!r}")
+    return experiment_id
+
+
+def clean_relative(relative: str) -> str:
+    """`relative` as the posix path of a file inside an experiment's folder, or
+    `ArtifactPathError`: the only way a client's path becomes part of a key."""
+    if "\x00" in relative or "\\" in relative or not relative.strip("/"):
+        raise ArtifactPathError("artifact path must name a file")
+    path = PurePosixPath(relative)
+    if path.is_absolute() or any(part in ("..", ".") for part in relative.split("/")):
+        raise ArtifactPathError(f"artifact path {relative!r} leaves the experiment's folder")
+    if any(part == "" for part in relative.split("/")):
+        raise ArtifactPathError(f"artifact path {relative!r} has an empty part")
+    return path.as_posix()
+
+
+@dataclass(frozen=True)
+class BucketObject:
+    """An object being read: its size and a stream of its bytes (close it when done)."""
+
+    size: int
+    body: Any
+
+    def chunks(self) -> Iterator[bytes]:
+        try:
+            yield from self.body.iter_chunks(_CHUNK)
+        finally:
+            self.body.close()
+
+
+def _missing(error: Exception) -> bool:
+    response = getattr(error, "response", None) or {}
+    code = str(response.get("Error", {}).get("Code", ""))
+    return code in ("404", "NoSuchKey", "NotFound")
+
+
+class ArtifactBucket:
+    """One bucket (and key prefix) holding every experiment's artifact folder."""
+
+    def __init__(self, client: Any, bucket: str, *, prefix: str = "", cache_dir: Path) -> None:
+        self.client = client
+        self.bucket = bucket
+        prefix = prefix.strip("/")
+        self.prefix = f"{prefix}/" if prefix else ""
+        self.cache_dir = Path(cache_dir)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ArtifactBucket | None:
+        """The bucket the settings name, or None when artifacts stay in local folders."""
+        if not settings.artifact_s3_bucket:
+            return None
+        try:
+            import boto3
+            from botocore.config import Config
+        except ImportError as exc:  # the `s3` extra is not installed
+            raise RuntimeError(
+                "AZURAFORGE_ARTIFACT_S3_BUCKET is set but boto3 is missing: install "
+                "azuraforge-platform[s3] (the Docker images have it)"
+            ) from exc
+        config = Config(
+            retries={"mode": "standard", "max_attempts": 5},
+            # S3-compatible servers (MinIO, Ceph, ...) are reached by path, AWS by host name
+            s3={"addressing_style": "path" if settings.artifact_s3_endpoint_url else "auto"},
+        )
+        client = boto3.session.Session().client(
+            "s3",
+            endpoint_url=settings.artifact_s3_endpoint_url,
+            region_name=settings.artifact_s3_region,
+            config=config,
+        )
+        return cls(
+            client,
+            settings.artifact_s3_bucket,
+            prefix=settings.artifact_s3_prefix,
+            cache_dir=settings.data_dir / "artifact-cache",
+        )
+
+    # -- keys -----------------------------------------------------------------------------
+    def folder_key(self, experiment_id: str) -> str:
+        """The prefix of the experiment's keys, ending in `/` (so `abc` never matches `abcd`)."""
+        return f"{self.prefix}{check_experiment_id(experiment_id)}/"
+
+    def key(self, experiment_id: str, relative: str) -> str:
+        return self.folder_key(experiment_id) + clean_relative(relative)
+
+    def url(self, experiment_id: str, relative: str = "") -> str:
+        """`s3://bucket/key`, for people (the CLI shows where the files are)."""
+        key = self.key(experiment_id, relative) if relative else self.folder_key(experiment_id)
+        return f"s3://{self.bucket}/{key}"
+
+    # -- writing --------------------------------------------------------------------------
+    def upload(self, experiment_id: str, relative: str, path: Path) -> None:
+        # upload_file switches to a multipart upload for large files by itself
+        self.client.upload_file(str(path), self.bucket, self.key(experiment_id, relative))
+
+    def delete_experiment(self, experiment_id: str) -> int:
+        """Remove every key of the experiment; returns how many there were."""
+        keys = [o["Key"] for o in self._objects(self.folder_key(experiment_id))]
+        for start in range(0, len(keys), _DELETE_BATCH):
+            batch = [{"Key": k} for k in keys[start : start + _DELETE_BATCH]]
+            result = self.client.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
+            )
+            if result.get("Errors"):
+                first = result["Errors"][0]
+                raise OSError(
+                    f"the bucket kept {len(result['Errors'])} object(s) of experiment "
+                    f"{experiment_id} ({first.get('Code')}: {first.get('Message')})"
+                )
+        return len(keys)
+
+    # -- reading --------------------------------------------------------------------------
+    def _objects(self, prefix: str) -> Iterator[dict[str, Any]]:
+        pages = self.client.get_paginator("list_objects_v2")
+        for page in pages.paginate(Bucket=self.bucket, Prefix=prefix):
+            yield from page.get("Contents", [])
+
+    def list_files(self, experiment_id: str, sub: str = "") -> list[tuple[str, int]]:
+        """(relative path, size) of the experiment's objects, under `sub` if given."""
+        folder = self.folder_key(experiment_id)
+        prefix = folder + (clean_relative(sub).rstrip("/") + "/" if sub else "")
+        return [(o["Key"][len(folder) :], int(o["Size"])) for o in self._objects(prefix)]
+
+    def head(self, experiment_id: str, relative: str) -> tuple[int, str]:
+        """(size, ETag) of one object; `ArtifactNotFoundError` when there is none."""
+        try:
+            meta = self.client.head_object(
+                Bucket=self.bucket, Key=self.key(experiment_id, relative)
+            )
+        except Exception as exc:
+            if _missing(exc):
+                raise ArtifactNotFoundError(experiment_id, relative) from None
+            raise
+        return int(meta["ContentLength"]), str(meta["ETag"])
+
+    def open(self, experiment_id: str, relative: str) -> BucketObject:
+        """Start reading one object (stream it with `chunks()`)."""
+        try:
+            got = self.client.get_object(Bucket=self.bucket, Key=self.key(experiment_id, relative))
+        except Exception as exc:
+            if _missing(exc):
+                raise ArtifactNotFoundError(experiment_id, relative) from None
+            raise
+        return BucketObject(size=int(got["ContentLength"]), body=got["Body"])
+
+    def download(self, experiment_id: str, relative: str, dest: Path) -> None:
+        """Write the object to `dest` atomically (a reader never sees half a file)."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                self.client.download_fileobj(self.bucket, self.key(experiment_id, relative), fh)
+            os.replace(tmp, dest)
+        except BaseException as exc:
+            Path(tmp).unlink(missing_ok=True)
+            if isinstance(exc, Exception) and _missing(exc):
+                raise ArtifactNotFoundError(experiment_id, relative) from None
+            raise
+
+    def fetch(self, experiment_id: str, relative: str) -> Path:
+        """A local copy of the object, from the cache while the bucket holds the same version
+        (same ETag: one HEAD request), downloaded into it otherwise."""
+        relative = clean_relative(relative)
+        _, etag = self.head(experiment_id, relative)
+        version = re.sub(r"[^0-9A-Za-z-]", "", etag) or "none"
+        folder = self.cache_dir / check_experiment_id(experiment_id)
+        path = folder / relative
+        target = path.parent / f".v-{version}" / path.name
+        if not target.is_file():
+            self.download(experiment_id, relative, target)
+            for old in path.parent.glob(f".v-*/{glob.escape(path.name)}"):  # older versions
+                if old != target:
+                    old.unlink(missing_ok=True)
+                    with contextlib.suppress(OSError):  # it may hold another file's version
+                        old.parent.rmdir()
+        return target
+
+    def drop_cache(self, experiment_id: str) -> None:
+        shutil.rmtree(self.cache_dir / check_experiment_id(experiment_id), ignore_errors=True)

@@ -1,0 +1,95 @@
+"""The API with artifacts in an S3-compatible bucket (moto's S3 over real HTTP): downloads
+stream from the bucket, a registered model predicts from an empty cache, deleting an
+experiment deletes its keys, and hostile paths never become keys."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import boto3
+
+from ..conftest import bucket_objects
+from .conftest import make_settings, signed_in_client
+from .test_predict import _error, _store, _train
+
+API = "/api/v1"
+
+
+def test_artifacts_models_and_deletion_go_through_the_bucket(
+    tmp_path: Path, trainer: str, s3_settings: dict[str, str]
+) -> None:
+    settings = make_settings(tmp_path, **s3_settings)
+    cache = tmp_path / "artifact-cache"
+    with signed_in_client(settings, run_jobs=False, serve_dashboard=False) as client:
+        store = _store(client)
+        experiment_id = _train(store, client, trainer, {"epochs": 20})
+        kept_id = _train(store, client, trainer, {"epochs": 2})
+        keys = set(bucket_objects(s3_settings))
+        assert {f"runs/{experiment_id}/model.json", f"runs/{experiment_id}/report.md"} <= keys
+        shutil.rmtree(store.artifact_root)  # the worker's machine: nothing of it is here
+
+        # downloads are streamed from the bucket and leave no copy behind
+        got = client.get(f"{API}/experiments/{experiment_id}/artifacts/model.json")
+        assert got.status_code == 200, got.text
+        model = got.json()
+        assert model["w"] > 1 and got.headers["content-type"] == "application/json"
+        report = client.get(f"{API}/experiments/{experiment_id}/artifacts/report.md?download=1")
+        assert report.text.startswith("# Fit") and "attachment" in report.headers[
+            "content-disposition"
+        ] and report.headers["content-length"] == str(len(report.content))  # fmt: skip
+        assert not store.artifact_root.exists() and not cache.exists()
+        err = _error(client.get(f"{API}/experiments/{experiment_id}/artifacts/nope.bin"), 404)
+        assert "has no artifact 'nope.bin'" in err["message"]
+
+        # hostile paths: refused, and never another experiment's keys
+        for evil in (
+            f"..%2F{kept_id}%2Fmodel.json",
+            f"checkpoints%2F..%2F..%2F{kept_id}%2Fmodel.json",
+            "%2Fetc%2Fpasswd",
+            "a%5C..%5Cmodel.json",
+            "a%2F%2Fb",
+        ):
+            r = client.get(f"{API}/experiments/{experiment_id}/artifacts/{evil}")
+            assert r.status_code in (400, 404), (evil, r.status_code)
+            assert '"w"' not in r.text
+        err = _error(client.get(f"{API}/experiments/{experiment_id}/artifacts/..%2Fx"), 400)
+        assert err["code"] == "bad_path"
+        body = {"name": "x", "experiment_id": experiment_id, "artifact_path": "../x"}
+        assert _error(client.post(f"{API}/models", json=body), 400)["code"] == "bad_path"
+        body = {"name": "x", "experiment_id": experiment_id, "artifact_path": "gone.json"}
+        _error(client.post(f"{API}/models", json=body), 404)
+
+        # a model registered and used from an empty local cache
+        registered = client.post(
+            f"{API}/models", json={"name": "line", "experiment_id": experiment_id}
+        )
+        assert registered.status_code == 201, registered.text
+        predicted = client.post(f"{API}/models/line/predict", json={"inputs": [0.0, 1.0]})
+        assert predicted.status_code == 200, predicted.text
+        assert predicted.json()["predictions"] == [model["b"], model["w"] + model["b"]]
+        assert any(cache.rglob("model.json"))  # fetched into this machine's cache
+        # a new version in the bucket is the one used next (the cache follows its ETag)
+        client_s3 = boto3.client("s3", endpoint_url=s3_settings["artifact_s3_endpoint_url"])
+        client_s3.put_object(
+            Bucket=s3_settings["artifact_s3_bucket"],
+            Key=f"runs/{experiment_id}/model.json",
+            Body=json.dumps({"w": 10.0, "b": 1.0}).encode(),
+        )
+        again = client.post(f"{API}/models/line/predict", json={"inputs": [2.0]})
+        assert again.json()["predictions"] == [21.0]
+        client_s3.delete_object(
+            Bucket=s3_settings["artifact_s3_bucket"], Key=f"runs/{experiment_id}/model.json"
+        )
+        err = _error(client.post(f"{API}/models/line/predict", json={"inputs": [2.0]}), 404)
+        assert "is gone" in err["message"]
+
+        # deleting the experiment deletes its keys and its cached copies, and no others
+        assert client.delete(f"{API}/models/line").status_code == 204
+        assert client.delete(f"{API}/experiments/{experiment_id}").status_code == 204
+        left = set(bucket_objects(s3_settings))
+        assert not any(k.startswith(f"runs/{experiment_id}/") for k in left)
+        assert f"runs/{kept_id}/model.json" in left
+        assert not (cache / experiment_id).exists()
+        _error(client.get(f"{API}/experiments/{experiment_id}/artifacts/model.json"), 404)
