@@ -141,6 +141,30 @@ def test_lstm_gradients_match_finite_differences(num_layers: int, return_sequenc
     check_grads(model, [randn(2, 4, 2)])
 
 
+def test_lstm_cpu_and_gpu_ways_of_summing_gradients_agree(monkeypatch) -> None:
+    """On numpy the LSTM sums its input and weight gradients step by step inside the
+    backward loop (in row blocks, at this size); CuPy gets a few big products after it.
+    Both ways on the same float64 model: the same gradients, inputs included."""
+    from azuraforge_learner import recurrent
+
+    af.manual_seed(4)
+    model = LSTM(5, 48, num_layers=2, return_sequences=True)
+    to_float64(model)
+    randomise(model)
+    x = randn(128, 6, 5)
+    assert len(recurrent._row_blocks(4 * 48, 128, 48 + 48 + 1)) > 1  # layer 2 is split
+    weights = np.random.default_rng(5).standard_normal((128, 6, 48))
+    grads = []
+    for in_loop in (True, False):
+        monkeypatch.setattr(recurrent, "_GRADS_IN_LOOP", in_loop)
+        model.zero_grad()
+        x.grad = None
+        (model(x) * weights).sum().backward()
+        grads.append([p.grad.data.copy() for p in model.parameters()] + [x.grad.data.copy()])
+    for in_loop, after in zip(*grads, strict=True):
+        np.testing.assert_allclose(in_loop, after, rtol=1e-10, atol=1e-12)
+
+
 def test_lstm_initial_state_gradients_and_final_state() -> None:
     af.manual_seed(2)
     model = LSTM(2, 3, num_layers=2, return_sequences=True)
@@ -397,8 +421,8 @@ def test_an_lstm_encoder_learns_from_its_final_cell_state_alone() -> None:
 
 
 def test_the_step_matmul_gives_the_same_product_either_way_and_settles_on_one() -> None:
-    """The recurrent product runs as one BLAS call or as single-threaded row blocks,
-    whichever a timed trial finds faster; both ways must give the same numbers, and the
+    """The recurrent product runs as one BLAS call or as row blocks small enough for
+    OpenBLAS's small-matrix kernels, whichever a timed trial finds faster; both ways must give the same numbers, and the
     choice holds for `recheck` calls before the next trial."""
     from azuraforge_learner import recurrent
 

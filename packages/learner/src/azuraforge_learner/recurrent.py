@@ -171,16 +171,31 @@ def _input_grad(xp: Any, w: Any, dg: Any, steps: int, bsz: int, dtype: Any) -> A
     return xp.ascontiguousarray(gx).astype(dtype, copy=False)
 
 
-# OpenBLAS runs a GEMM of up to 2**18 multiply-adds on one thread and splits bigger ones
-# across its threads. The per-step recurrent matmul is just above that line. On a quiet
-# machine with two BLAS threads, the split pays (measured: 256x66 @ 66x64 in 14.5 us
-# instead of 24); when other processes share the cores, a thread handshake on every step
-# stalls and a few row blocks that each stay on one thread are faster (measured: a whole
-# LSTM step 6.3 ms against 4.5). Which holds depends on the machine's load, so the choice
-# is timed (`_Tuner`). Both give bit-identical products: OpenBLAS splits rows or columns
-# between threads, never the inner sum, and so do the blocks.
-_BLAS_SINGLE_THREAD = 1 << 18
-_MAX_BLOCKS = 6
+# The per-step products of a small LSTM (256x66 @ 66x64 forward, 64x256 @ 256x64 backward)
+# sit just above two lines in OpenBLAS. Up to M*N*K = 1e6 multiply-adds it uses its
+# "small matrix" kernels on CPUs that have them (AVX-512: SkylakeX and later), which skip
+# packing the operands: measured here, one 256x66x64 call takes 19.5 us, two 128-row
+# halves 7.8 us each. Above 2**18 it splits a product across its threads, which pays for
+# a product alone (12.9 us with two threads) but less or not at all inside the LSTM loop,
+# where cache lines then move between the cores every step, or when other processes share
+# the cores. So `_StepMatmul` can run a product as row blocks of at most 1e6 multiply-adds
+# and times that against one call (`_Tuner`): which wins depends on the CPU, the thread
+# count and the load. Both give bit-identical results: OpenBLAS splits rows or columns,
+# never the inner sum, and so do the blocks.
+_SMALL_GEMM = 1_000_000
+_MAX_BLOCKS = 8
+
+
+def _row_blocks(rows: int, inner: int, cols: int) -> list[slice]:
+    """Equal row blocks (whole groups of 8 rows) of at most `_SMALL_GEMM` multiply-adds
+    each; one block when the product is that small already or cannot be split so."""
+    if rows * inner * cols <= _SMALL_GEMM:
+        return [slice(0, rows)]
+    for n in range(2, _MAX_BLOCKS + 1):
+        step = -(-rows // (8 * n)) * 8
+        if step * inner * cols <= _SMALL_GEMM:
+            return [slice(r, r + step) for r in range(0, rows, step)]
+    return [slice(0, rows)]
 
 
 class _Tuner:
@@ -230,28 +245,22 @@ class _Tuner:
 
 
 _TUNERS: dict[tuple[int, ...], _Tuner] = {}
+_GRADS_IN_LOOP = True  # the LSTM's CPU backward (see there); a test also runs the GPU's way
 
 
 class _StepMatmul:
-    """`w @ x` into `out` for a fixed w: one BLAS call, or (numpy, when the product is big
-    enough for OpenBLAS to thread it) row blocks that each stay single-threaded, whichever
-    `_Tuner` finds faster here and now."""
+    """`w @ x` into `out` for a fixed w: one BLAS call, or (numpy, when the product is above
+    OpenBLAS's small-matrix size) row blocks below it, whichever `_Tuner` finds faster
+    here and now."""
 
     def __init__(self, xp: Any, w: Any, n_cols: int) -> None:
         rows, inner = w.shape
-        work = rows * inner * n_cols
-        n = -(-work // _BLAS_SINGLE_THREAD)
-        while n <= _MAX_BLOCKS and -(-rows // n) * inner * n_cols > _BLAS_SINGLE_THREAD:
-            n += 1
         self.xp, self.w = xp, w
         self.tuner: _Tuner | None = None
         self.blocks: list[tuple[slice, Any]] = []
-        if xp is np and 1 < n <= _MAX_BLOCKS:
-            step = -(-rows // n)
-            self.blocks = [
-                (slice(r, r + step), np.ascontiguousarray(w[r : r + step]))
-                for r in range(0, rows, step)
-            ]
+        blocks = _row_blocks(rows, inner, n_cols)
+        if xp is np and len(blocks) > 1:
+            self.blocks = [(r, np.ascontiguousarray(w[r])) for r in blocks]
             key = (rows, inner, n_cols, w.dtype.num)
             self.tuner = _TUNERS.get(key) or _TUNERS.setdefault(key, _Tuner())
 
@@ -284,6 +293,25 @@ class _StepMatmul:
 # memory. Weight gradients stack all steps side by side into one (G, T*B) matrix.
 
 
+# Inside LSTMCellSequence the gates are ordered g, i, f, o (the parameters: i, f, g, o): the
+# three sigmoid gates are then one block of rows (H:4H), and so are the three whose gradient
+# comes from dc (0:3H). Slice copies, not a fancy-index gather (several times slower).
+def _to_internal_gates(src: Any, dst: Any) -> Any:
+    hid = src.shape[-1] // 4
+    dst[..., :hid] = src[..., 2 * hid : 3 * hid]
+    dst[..., hid : 3 * hid] = src[..., : 2 * hid]
+    dst[..., 3 * hid :] = src[..., 3 * hid :]
+    return dst
+
+
+def _from_internal_gates(src: Any, dst: Any) -> Any:
+    hid = src.shape[-1] // 4
+    dst[..., 2 * hid : 3 * hid] = src[..., :hid]
+    dst[..., : 2 * hid] = src[..., hid : 3 * hid]
+    dst[..., 3 * hid :] = src[..., 3 * hid :]
+    return dst
+
+
 class LSTMCellSequence(_PooledFunction):
     """One LSTM layer over a whole sequence.
 
@@ -312,21 +340,18 @@ class LSTMCellSequence(_PooledFunction):
             raise ShapeError(
                 f"LSTM: the sequence must have at least one step, got shape {tuple(x.shape)}"
             )
-        # Internally the gates are ordered g, i, f, o: the three sigmoid gates are one block
-        # (rows H:4H) and so are the three whose gradient comes from dc (rows 0:3H).
-        perm = xp.concatenate(
-            [xp.arange(2 * hid, 3 * hid), xp.arange(2 * hid), xp.arange(3 * hid, 4 * hid)]
-        )
         rows = hid + n_in + 1
-        w_all = xp.empty((rows, 4 * hid), dtype=dt)  # rows of [W_hh; W_ih; b], gates permuted
-        w_all[:hid] = w_hh[:, perm]
-        w_all[hid:-1] = w_ih[:, perm]
-        w_all[-1] = b[perm]
+        w_all = xp.empty((rows, 4 * hid), dtype=dt)  # rows of [W_hh; W_ih; b], gates g, i, f, o
+        _to_internal_gates(w_hh, w_all[:hid])
+        _to_internal_gates(w_ih, w_all[hid:-1])
+        _to_internal_gates(b, w_all[-1])
         # sigmoid(v) = 0.5 * tanh(0.5 v) + 0.5: pre-scaling the sigmoid rows by 0.5 lets ONE
         # tanh per step serve all four gates.
         scale = xp.full((4 * hid, 1), 0.5, dtype=dt)
         scale[:hid] = 1.0
-        w_step = _StepMatmul(xp, xp.ascontiguousarray(w_all.T * scale), bsz)
+        w_t = xp.empty((4 * hid, rows), dtype=dt)
+        xp.multiply(w_all.T, scale, out=w_t)
+        w_step = _StepMatmul(xp, w_t, bsz)
         # state[t] = [h_t; x_t; 1] (rows, B): the right-hand side of step t's product.
         state = self._buffer(xp, (steps + 1, rows, bsz), dt)
         state[:steps, hid:-1] = x.transpose(1, 2, 0)
@@ -352,7 +377,7 @@ class LSTMCellSequence(_PooledFunction):
             c += ig
             xp.tanh(c, out=tcs[t])
             xp.multiply(a[h3:], tcs[t], out=state[t + 1, :hid])  # h = o * tanh(c)
-        self.w_all, self.perm = w_all, perm
+        self.w_all = w_all
         self.acts, self.state, self.cs, self.tcs = acts, state, cs, tcs
         self.x_dtype = x.dtype
         hs = state[:, :hid]
@@ -406,6 +431,26 @@ class LSTMCellSequence(_PooledFunction):
         gyt, dh = _incoming_grad(xp, gy, hid, dt, self.return_sequences)
         w_hh_r = _StepMatmul(xp, self.w_all[:hid], bsz)
         acts4 = acts.reshape(steps, 4, hid, bsz)
+        need = self.needs_input_grad
+        rows = state.shape[1]
+        need_w = need[1] or need[2] or need[3]
+        # On the CPU the input and weight gradients are summed step by step in the loop,
+        # while the step's gate gradients are still in cache, in products small enough
+        # for OpenBLAS's small-matrix kernels (`_row_blocks`); after the loop they would
+        # need the whole (T, 4H, B) gradient copied to (4H, T*B) and read again (measured:
+        # -0.4 ms of a 4.4 ms training step at one thread). A GPU prefers the few big
+        # products after the loop.
+        in_loop = xp is np and _GRADS_IN_LOOP
+        if in_loop:
+            if need_w:
+                inputs_t = scratch((steps, bsz, rows), dt)  # [h_t; x_t; 1]^T per step
+                xp.copyto(inputs_t, state[:-1].transpose(0, 2, 1))
+                gw = xp.zeros((4 * hid, rows), dtype=dt)  # [gW_hh; gW_ih; gb]^T
+                gw_t = scratch((4 * hid, rows), dt)
+                gw_rows = _row_blocks(4 * hid, bsz, rows)
+            if need[0]:
+                gx_t = scratch((steps, rows - hid - 1, bsz), dt)
+                w_in = _StepMatmul(xp, self.w_all[hid:-1], bsz)
         for t in range(steps - 1, -1, -1):
             if gyt is not None:
                 dh += gyt[t]
@@ -417,24 +462,31 @@ class LSTMCellSequence(_PooledFunction):
             do = d[3]
             do *= dh
             dc *= f_keep[t]
-            w_hh_r(acts[t], dh)  # acts[t] no longer needs dh, so dh is overwritten in place
-        perm, need = self.perm, self.needs_input_grad
-        dg = _rows_by_steps(xp, acts, scratch((4 * hid, steps * bsz), dt))
-
-        def unpermute(grad_r: Any) -> Any:  # columns back from g, i, f, o to i, f, g, o
-            out = xp.empty_like(grad_r)
-            out[..., perm] = grad_r
-            return out
-
-        gx = gw_ih = gw_hh = gb = None
-        if need[0]:
-            gx = _input_grad(xp, self.w_all[hid:-1], dg, steps, bsz, self.x_dtype)
-        if need[1] or need[2] or need[3]:
-            rows = state.shape[1]
-            inputs = _rows_by_steps(xp, state[:-1], scratch((rows, steps * bsz), dt))
-            # (rows, 4H): [gW_hh; gW_ih; gb]. As (dg @ inputs^T)^T: OpenBLAS runs this
-            # long-inner-axis product ~10% faster with the wide operand on the left.
-            gw_all = unpermute((dg @ inputs.T).T)
+            grad = acts[t]  # this step's pre-activation gradients, (4H, B)
+            w_hh_r(grad, dh)  # grad no longer needs dh, so dh is overwritten in place
+            if in_loop:
+                if need_w:
+                    for block in gw_rows:
+                        xp.matmul(grad[block], inputs_t[t], out=gw_t[block])
+                    gw += gw_t
+                if need[0]:
+                    w_in(grad, gx_t[t])
+        gx = gw_all = None
+        if in_loop:
+            if need[0]:  # a fresh array: gx_t goes back to the pool
+                gx = xp.array(gx_t.transpose(2, 0, 1), dtype=self.x_dtype, order="C", copy=True)
+        else:
+            dg = _rows_by_steps(xp, acts, scratch((4 * hid, steps * bsz), dt))
+            if need[0]:
+                gx = _input_grad(xp, self.w_all[hid:-1], dg, steps, bsz, self.x_dtype)
+            if need_w:
+                inputs = _rows_by_steps(xp, state[:-1], scratch((rows, steps * bsz), dt))
+                # OpenBLAS runs this long-inner-axis product ~10% faster with the wide
+                # operand on the left: dg @ inputs^T, not inputs @ dg^T.
+                gw = dg @ inputs.T
+        gw_ih = gw_hh = gb = None
+        if need_w:  # (rows, 4H) = [gW_hh; gW_ih; gb], the gates back in the order i, f, g, o
+            gw_all = _from_internal_gates(gw.T, xp.empty((rows, 4 * hid), dtype=dt))
             gw_hh = gw_all[:hid] if need[2] else None
             gw_ih = gw_all[hid:-1] if need[1] else None
             gb = gw_all[-1] if need[3] else None
