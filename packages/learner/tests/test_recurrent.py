@@ -438,7 +438,7 @@ def test_the_step_matmul_gives_the_same_product_either_way_and_settles_on_one() 
     np.testing.assert_array_equal(one, blocks)
     out = np.empty_like(one)
     tuner = step.tuner
-    for _ in range(2 * tuner.trials):
+    for _ in range(2 * tuner.trials + 1):  # a timed call is charged at the next call
         step(x, out)
         np.testing.assert_array_equal(out, one)
     assert tuner.choice in (0, 1)

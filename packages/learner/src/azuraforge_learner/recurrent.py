@@ -201,7 +201,8 @@ def _row_blocks(rows: int, inner: int, cols: int) -> list[slice]:
 class _Tuner:
     """Picks the faster of two ways to run the same product, by timing both in turn.
 
-    A trial times `trials` calls of each way, alternating, and the way with the lower mean
+    A trial times `trials` calls of each way (each with the work up to the next call, see
+    `_StepMatmul`), alternating, and the way with the lower mean
     is used until the next trial, `recheck` calls later, so the choice follows the
     machine's load. The mean, not the median: under load a threaded call now and then
     stalls for a whole time slice, and those stalls are what it costs. A way with one call
@@ -257,6 +258,7 @@ class _StepMatmul:
         rows, inner = w.shape
         self.xp, self.w = xp, w
         self.tuner: _Tuner | None = None
+        self.timed, self.started = -1, 0.0  # the way of the last call if it was timed
         self.blocks: list[tuple[slice, Any]] = []
         blocks = _row_blocks(rows, inner, n_cols)
         if xp is np and len(blocks) > 1:
@@ -276,14 +278,18 @@ class _StepMatmul:
         if tuner is None:
             self.xp.matmul(self.w, x, out=out)
             return out
+        # A timed call is charged with everything up to the next call: its step's
+        # elementwise work too, which a threaded product slows down (the other core holds
+        # the cache lines of half its output), so a product faster alone can still lose.
+        now = time.perf_counter()
+        if self.timed >= 0:
+            tuner.record(self.timed, now - self.started)
+            self.timed = -1
         way = tuner.way()
-        if way >= 0:
-            self._run(way, x, out)
-        else:
-            way = -1 - way
-            t0 = time.perf_counter()
-            self._run(way, x, out)
-            tuner.record(way, time.perf_counter() - t0)
+        if way < 0:
+            way = self.timed = -1 - way
+            self.started = now
+        self._run(way, x, out)
         return out
 
 
