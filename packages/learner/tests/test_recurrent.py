@@ -141,10 +141,12 @@ def test_lstm_gradients_match_finite_differences(num_layers: int, return_sequenc
     check_grads(model, [randn(2, 4, 2)])
 
 
-def test_lstm_cpu_and_gpu_ways_of_summing_gradients_agree(monkeypatch) -> None:
-    """On numpy the LSTM sums its input and weight gradients step by step inside the
-    backward loop (in row blocks, at this size); CuPy gets a few big products after it.
-    Both ways on the same float64 model: the same gradients, inputs included."""
+def test_lstm_cpu_and_gpu_ways_agree(monkeypatch) -> None:
+    """On numpy the LSTM's forward also computes the factors backward needs, step by step,
+    and backward sums the input and weight gradients inside its loop (in row blocks, at
+    this size); CuPy gets whole-sequence passes and a few big products instead. Every mix
+    of the two on the same float64 model: the same outputs and gradients, inputs included,
+    also for a second backward through a retained graph."""
     from azuraforge_learner import recurrent
 
     af.manual_seed(4)
@@ -154,15 +156,24 @@ def test_lstm_cpu_and_gpu_ways_of_summing_gradients_agree(monkeypatch) -> None:
     x = randn(128, 6, 5)
     assert len(recurrent._row_blocks(4 * 48, 128, 48 + 48 + 1)) > 1  # layer 2 is split
     weights = np.random.default_rng(5).standard_normal((128, 6, 48))
-    grads = []
-    for in_loop in (True, False):
+    results = []
+    for factors, in_loop in ((True, True), (True, False), (False, True), (False, False)):
+        monkeypatch.setattr(recurrent, "_FACTORS_IN_FORWARD", factors)
         monkeypatch.setattr(recurrent, "_GRADS_IN_LOOP", in_loop)
         model.zero_grad()
         x.grad = None
-        (model(x) * weights).sum().backward()
-        grads.append([p.grad.data.copy() for p in model.parameters()] + [x.grad.data.copy()])
-    for in_loop, after in zip(*grads, strict=True):
-        np.testing.assert_allclose(in_loop, after, rtol=1e-10, atol=1e-12)
+        out = model(x)
+        loss = (out * weights).sum()
+        loss.backward(retain_graph=True)
+        first = [p.grad.data.copy() for p in model.parameters()] + [x.grad.data.copy()]
+        loss.backward()  # accumulates the same gradients again
+        second = [p.grad.data / 2 for p in model.parameters()] + [x.grad.data / 2]
+        for a, b in zip(first, second, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+        results.append([out.data.copy(), *first])
+    for got in results[:-1]:
+        for a, b in zip(got, results[-1], strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
 def test_lstm_initial_state_gradients_and_final_state() -> None:
