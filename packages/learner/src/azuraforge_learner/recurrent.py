@@ -202,21 +202,25 @@ class _Tuner:
     """Picks the faster of two ways to run the same product, by timing both in turn.
 
     A trial times `trials` calls of each way (each with the work up to the next call, see
-    `_StepMatmul`), alternating, and the way with the lower mean
-    is used until the next trial, `recheck` calls later, so the choice follows the
-    machine's load. The mean, not the median: under load a threaded call now and then
-    stalls for a whole time slice, and those stalls are what it costs. A way with one call
-    `give_up` times slower than the other's mean loses at once, so a trial pays for such a
-    stall only once. One tuner per product shape, shared by every step and batch (`_TUNERS`).
+    `_StepMatmul`), alternating, and the way with the lower mean is used until the next
+    trial, `recheck` calls later (twice as long each time the same way wins again, up to
+    `max_recheck`), so the choice follows the machine's load. The mean, not the median:
+    under load a threaded call now and then stalls for a whole time slice, and those
+    stalls are what it costs. A way with one call `give_up` times slower than the other's
+    mean loses at once, so a trial pays for such a stall only once. One tuner per product
+    shape, shared by every step and batch (`_TUNERS`).
     """
 
     trials = 5
     recheck = 256
+    max_recheck = 256 * 64
     give_up = 10.0
 
     def __init__(self) -> None:
         self.samples: tuple[list[float], list[float]] = ([], [])
         self.choice = -1  # -1 during a trial
+        self.last_choice = -1
+        self.wait = self.recheck
         self.next_trial = 0
         self.calls = 0
 
@@ -241,8 +245,13 @@ class _Tuner:
             self._choose(int(means[1] < means[0]))
 
     def _choose(self, way: int) -> None:
-        self.choice = way
-        self.next_trial = self.calls + self.recheck
+        # A choice that a trial confirms waits twice as long for the next one: a trial runs
+        # the losing way, and a threaded BLAS call leaves OpenBLAS's other thread spinning
+        # for a while (a core kept busy, which can lower the clock of the one that works).
+        same = way == self.last_choice
+        self.wait = min(2 * self.wait, self.max_recheck) if same else self.recheck
+        self.choice = self.last_choice = way
+        self.next_trial = self.calls + self.wait
 
 
 _TUNERS: dict[tuple[int, ...], _Tuner] = {}
