@@ -460,3 +460,29 @@ def test_the_step_matmul_gives_the_same_product_either_way_and_settles_on_one() 
     step(x, out)
     assert tuner.choice == -1  # a new trial: the machine's load may have changed
     np.testing.assert_array_equal(out, one)
+
+
+def test_the_step_tuner_waits_longer_each_time_a_trial_confirms_its_choice() -> None:
+    """Trials run the losing way too (a threaded call leaves OpenBLAS's other thread
+    spinning), so a choice confirmed again waits twice as long for its next trial, up to
+    `max_recheck`; a changed choice starts again from `recheck`."""
+    from azuraforge_learner import recurrent
+
+    tuner = recurrent._Tuner()
+
+    def trial(fast: int) -> int:
+        """Runs calls until a trial ends, `fast` timing faster; returns the wait chosen."""
+        while True:
+            way = tuner.way()
+            if way >= 0:
+                continue  # between trials
+            way = -1 - way
+            tuner.record(way, 1e-5 if way == fast else 2e-5)
+            if tuner.choice >= 0:
+                assert tuner.choice == fast
+                return tuner.next_trial - tuner.calls
+
+    waits = [trial(1) for _ in range(9)]
+    assert waits[:3] == [tuner.recheck, 2 * tuner.recheck, 4 * tuner.recheck]
+    assert waits[-1] == tuner.max_recheck
+    assert trial(0) == tuner.recheck  # the load changed: back to frequent trials
