@@ -486,3 +486,23 @@ def test_the_step_tuner_waits_longer_each_time_a_trial_confirms_its_choice() -> 
     assert waits[:3] == [tuner.recheck, 2 * tuner.recheck, 4 * tuner.recheck]
     assert waits[-1] == tuner.max_recheck
     assert trial(0) == tuner.recheck  # the load changed: back to frequent trials
+
+
+def test_a_short_wide_step_product_splits_its_inner_axis_and_never_switches() -> None:
+    """The LSTM's backward product (64x256 @ 256x64) would make 32-row blocks; it splits
+    the inner axis instead, always the same way (no tuner: a sum in another order is not
+    bit-identical, and a run's numbers must not depend on the machine's load)."""
+    from azuraforge_learner import recurrent
+
+    rng = np.random.default_rng(1)
+    w = rng.normal(size=(64, 256)).astype(np.float32)
+    x = rng.normal(size=(256, 64)).astype(np.float32)
+    step = recurrent._StepMatmul(np, w, 64)
+    assert step.tuner is None and not step.blocks
+    assert [k for k, _ in step.inner_parts] == [slice(0, 128), slice(128, 256)]
+    out = np.empty((64, 64), np.float32)
+    step(x, out)
+    np.testing.assert_allclose(out, w.astype(np.float64) @ x, rtol=1e-4, atol=1e-4)
+    again = np.empty_like(out)
+    for _ in range(3):
+        np.testing.assert_array_equal(step(x, again), out)
