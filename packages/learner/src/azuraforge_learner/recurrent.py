@@ -7,8 +7,11 @@ over time in raw array code instead:
 * forward: each step is one matmul for all gates together plus a few in-place
   elementwise ops. The GRU projects the inputs of all timesteps in one matmul up front;
   the LSTM stacks [h_t; x_t; 1] so its per-step matmul covers the input and bias too;
-* backward (BPTT): a reverse loop that only propagates dh/dc and records the per-step
-  gate gradients; the weight gradients are then a few large matmuls over all steps;
+* backward (BPTT): a reverse loop that propagates dh/dc and writes the per-step gate
+  gradients. The GRU's weight gradients are then a few large matmuls over all steps; the
+  LSTM's forward has already turned its gates into backward's factors, and on the CPU
+  its loop also sums the weight and input gradients step by step (see LSTMCellSequence);
+* the per-step products are sized for OpenBLAS's small-matrix kernels (`_StepMatmul`);
 * the big per-sequence arrays are recycled between calls (`_BufferPool`): fresh
   multi-megabyte arrays page-fault on first touch, which for a small LSTM cost more than
   the arithmetic (measured: about 3000 page faults and +7 ms per batch without it).
@@ -326,7 +329,8 @@ class _StepMatmul:
 # Layout inside the fused ops: (time, features, batch), the transpose of the usual
 # per-step layout. Each step's gates are one contiguous (gates*H, B) block computed as
 # W^T @ h^T, every gate is a run of H rows, and all elementwise work touches contiguous
-# memory. Weight gradients stack all steps side by side into one (G, T*B) matrix.
+# memory. After the loop, weight gradients stack all steps side by side into one
+# (G, T*B) matrix (the GRU, and the LSTM on a GPU).
 
 
 # Inside LSTMCellSequence the gates are ordered g, i, f, o (the parameters: i, f, g, o): the
