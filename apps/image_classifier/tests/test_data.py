@@ -275,6 +275,19 @@ def test_random_affine_warps_within_bounds() -> None:
     assert out.min() < -1.0 and out.max() <= 1.0 + 1e-6 and out.shape == ones.shape
 
 
+def test_random_affine_gives_the_same_images_whatever_its_chunk_size(monkeypatch) -> None:
+    """The warp runs a few hundred images at a time; each image's result must not depend
+    on where the chunks fall (three chunks of 8 against one of 20 images, 3 channels)."""
+    from azuraforge_app_image_classifier import data
+
+    images = np.random.default_rng(1).random((20, 3, 11, 13)).astype(np.float32)
+    whole = random_affine(images, 2, 15, 0.2, -0.5, np.random.default_rng(7))
+    monkeypatch.setattr(data, "_WARP_CHUNK", 8)
+    chunked = random_affine(images, 2, 15, 0.2, -0.5, np.random.default_rng(7))
+    np.testing.assert_array_equal(chunked, whole)
+    assert not np.array_equal(whole, images)
+
+
 def test_gzip_detected_by_content_not_name(tmp_path: Path) -> None:
     arr = np.arange(6, dtype=np.uint8).reshape(2, 3)
     raw = tmp_path / "plain-name"
