@@ -269,7 +269,7 @@ class _StepMatmul:
     OpenBLAS's small-matrix size) row blocks below it, whichever `_Tuner` finds faster
     here and now. When row blocks would be thin (a short, wide w: the LSTM's backward
     64x256 @ 256x64), the inner axis is split instead, always: two 64x128 @ 128x64 products
-    and an add beat both one call and 32-row blocks here (-2.7 us a step), and the sum in a
+    and an add beat both one call and 32-row blocks here (-0.06 ms a training step), and the sum in a
     different order is not bit-identical to one call, so no tuner may switch between them
     (a run's numbers must not depend on the machine's load)."""
 
@@ -408,7 +408,8 @@ class LSTMCellSequence(_PooledFunction):
         # On the CPU, when a gradient will be wanted, each step also turns its gates into
         # the factors backward needs (see there) while they are in cache: computed later
         # for the whole sequence, that is ten passes over arrays too big for the cache
-        # (measured: 0.47 ms of a 3.7 ms training step, against 0.2 ms here). A GPU would
+        # (measured: 0.47 ms of a 3.7 ms training step; done here, the step is 0.10-0.13 ms
+        # shorter, paired runs). A GPU would
         # rather launch the ten big passes than 270 small kernels.
         self.factored = xp is np and _FACTORS_IN_FORWARD and any(self.needs_input_grad)
         keep: Any = itertools.repeat((None, None))
@@ -514,8 +515,8 @@ class LSTMCellSequence(_PooledFunction):
         # On the CPU the input and weight gradients are summed step by step in the loop,
         # while the step's gate gradients are still in cache, in products small enough
         # for OpenBLAS's small-matrix kernels (`_row_blocks`); after the loop they would
-        # need the whole (T, 4H, B) gradient copied to (4H, T*B) and read again (measured:
-        # -0.4 ms of a 4.4 ms training step at one thread). A GPU prefers the few big
+        # need the whole (T, 4H, B) gradient copied to (4H, T*B) and read again (measured in
+        # paired runs: -0.15 ms a step at one thread, -0.07 at two). A GPU prefers the few big
         # products after the loop.
         in_loop = xp is np and _GRADS_IN_LOOP
         if in_loop:
