@@ -431,74 +431,38 @@ def test_an_lstm_encoder_learns_from_its_final_cell_state_alone() -> None:
     assert all(p.grad is not None and np.abs(p.grad.data).sum() > 0 for p in model.parameters())
 
 
-def test_the_step_matmul_gives_the_same_product_either_way_and_settles_on_one() -> None:
-    """The recurrent product runs as one BLAS call or as row blocks small enough for
-    OpenBLAS's small-matrix kernels, whichever a timed trial finds faster; both ways must give the same numbers, and the
-    choice holds for `recheck` calls before the next trial."""
+def test_the_step_matmul_splits_mid_sized_products_and_gives_the_same_numbers() -> None:
+    """The recurrent product runs on the calling thread as row blocks small enough for
+    OpenBLAS's small-matrix kernels, bit-identical to one BLAS call; a product too big for
+    `_MAX_BLOCKS` blocks is left to one call (and OpenBLAS's threads)."""
     from azuraforge_learner import recurrent
 
     rng = np.random.default_rng(0)
     w = rng.normal(size=(256, 66)).astype(np.float32)  # LSTM(64) gates over [h, x, 1], batch 64
     x = rng.normal(size=(66, 64)).astype(np.float32)
-    recurrent._TUNERS.clear()
     step = recurrent._StepMatmul(np, w, 64)
-    assert step.tuner is not None and len(step.blocks) > 1  # big enough to be split
-    one, blocks = np.empty((256, 64), np.float32), np.empty((256, 64), np.float32)
-    step._run(0, x, one)
-    step._run(1, x, blocks)
-    np.testing.assert_array_equal(one, blocks)
-    out = np.empty_like(one)
-    tuner = step.tuner
-    for _ in range(2 * tuner.trials + 1):  # a timed call is charged at the next call
-        step(x, out)
-        np.testing.assert_array_equal(out, one)
-    assert tuner.choice in (0, 1)
-    chosen, until = tuner.choice, tuner.next_trial
-    for _ in range(until - tuner.calls - 1):
-        step(x, out)
-    assert tuner.choice == chosen  # no trial before `recheck` calls
-    step(x, out)
-    assert tuner.choice == -1  # a new trial: the machine's load may have changed
-    np.testing.assert_array_equal(out, one)
+    assert len(step.blocks) == 2 and not step.inner_parts
+    out = np.empty((256, 64), np.float32)
+    np.testing.assert_array_equal(step(x, out), w @ x)
+
+    w_big = rng.normal(size=(2048, 520)).astype(np.float32)  # LSTM(512): 68M multiply-adds
+    big = recurrent._StepMatmul(np, w_big, 64)
+    assert not big.blocks and not big.inner_parts
+    xb = rng.normal(size=(520, 64)).astype(np.float32)
+    np.testing.assert_array_equal(big(xb, np.empty((2048, 64), np.float32)), w_big @ xb)
 
 
-def test_the_step_tuner_waits_longer_each_time_a_trial_confirms_its_choice() -> None:
-    """Trials run the losing way too (a threaded call leaves OpenBLAS's other thread
-    spinning), so a choice confirmed again waits twice as long for its next trial, up to
-    `max_recheck`; a changed choice starts again from `recheck`."""
-    from azuraforge_learner import recurrent
-
-    tuner = recurrent._Tuner()
-
-    def trial(fast: int) -> int:
-        """Runs calls until a trial ends, `fast` timing faster; returns the wait chosen."""
-        while True:
-            way = tuner.way()
-            if way >= 0:
-                continue  # between trials
-            way = -1 - way
-            tuner.record(way, 1e-5 if way == fast else 2e-5)
-            if tuner.choice >= 0:
-                assert tuner.choice == fast
-                return tuner.next_trial - tuner.calls
-
-    waits = [trial(1) for _ in range(9)]
-    assert waits[:3] == [tuner.recheck, 2 * tuner.recheck, 4 * tuner.recheck]
-    assert waits[-1] == tuner.max_recheck
-    assert trial(0) == tuner.recheck  # the load changed: back to frequent trials
-
-
-def test_a_short_wide_step_product_splits_its_inner_axis_and_never_switches() -> None:
+def test_a_short_wide_step_product_splits_its_inner_axis_always_the_same_way() -> None:
     """The LSTM's backward product (64x256 @ 256x64) would make 32-row blocks; it splits
-    the inner axis instead, always the same way (no tuner: a sum in another order is not
-    bit-identical, and a run's numbers must not depend on the machine's load)."""
+    the inner axis instead, always the same way (a run's numbers must not depend on the
+    machine's load)."""
     from azuraforge_learner import recurrent
 
     rng = np.random.default_rng(1)
     w = rng.normal(size=(64, 256)).astype(np.float32)
     x = rng.normal(size=(256, 64)).astype(np.float32)
     step = recurrent._StepMatmul(np, w, 64)
-    assert step.tuner is None and not step.blocks
+    assert not step.blocks
     assert [k for k, _ in step.inner_parts] == [slice(0, 128), slice(128, 256)]
     out = np.empty((64, 64), np.float32)
     step(x, out)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import threading
-import time
 from typing import Any
 
 import numpy as np
@@ -222,12 +221,17 @@ def _input_grad(xp: Any, w: Any, dg: Any, steps: int, bsz: int, dtype: Any) -> A
 # "small matrix" kernels on CPUs that have them (AVX-512: SkylakeX and later), which skip
 # packing the operands: measured here, one 256x66x64 call takes 19.5 us, two 128-row
 # halves 7.8 us each. Above 2**18 it splits a product across its threads, which pays for
-# a product alone (12.9 us with two threads) but less or not at all inside the LSTM loop,
-# where cache lines then move between the cores every step, or when other processes share
-# the cores. So `_StepMatmul` can run a product as row blocks of at most 1e6 multiply-adds
-# and times that against one call (`_Tuner`): which wins depends on the CPU, the thread
-# count and the load. Both give bit-identical results: OpenBLAS splits rows or columns,
-# never the inner sum, and so do the blocks.
+# a product alone (12.9 us with two threads) but not inside the recurrence: there, cache
+# lines move between the cores every step, and after each threaded call OpenBLAS's other
+# threads spin, waiting for the next one, for about 0.1 s. On a machine whose cores share
+# a physical core (most 2-vCPU cloud machines) that spinning takes cycles from the thread
+# doing the work: the benchmark LSTM trained at 15.8k samples/s with its per-step
+# products in row blocks only, 13.8k when a timing tuner also tried the threaded call now
+# and then (10 alternated rounds, 2 BLAS threads, median; 2026-12-06). So `_StepMatmul`
+# always runs such a product as row blocks of at most 1e6 multiply-adds, on the calling
+# thread; a product too big for `_MAX_BLOCKS` blocks goes to OpenBLAS in one call (and
+# to its threads). Row blocks give bit-identical results to one call: OpenBLAS splits
+# rows or columns, never the inner sum.
 _SMALL_GEMM = 1_000_000
 _THIN_ROWS = 64  # row blocks thinner than this: split the inner axis instead
 _MAX_BLOCKS = 8
@@ -245,81 +249,20 @@ def _row_blocks(rows: int, inner: int, cols: int) -> list[slice]:
     return [slice(0, rows)]
 
 
-class _Tuner:
-    """Picks the faster of two ways to run the same product, by timing both in turn.
-
-    A trial times `trials` calls of each way (each with the work up to the next call, see
-    `_StepMatmul`), alternating, and the way with the lower mean is used until the next
-    trial, `recheck` calls later (twice as long each time the same way wins again, up to
-    `max_recheck`), so the choice follows the machine's load. The mean, not the median:
-    under load a threaded call now and then stalls for a whole time slice, and those
-    stalls are what it costs. A way with one call `give_up` times slower than the other's
-    mean loses at once, so a trial pays for such a stall only once. One tuner per product
-    shape, shared by every step and batch (`_TUNERS`).
-    """
-
-    trials = 5
-    recheck = 256
-    max_recheck = 256 * 64
-    give_up = 10.0
-
-    def __init__(self) -> None:
-        self.samples: tuple[list[float], list[float]] = ([], [])
-        self.choice = -1  # -1 during a trial
-        self.last_choice = -1
-        self.wait = self.recheck
-        self.next_trial = 0
-        self.calls = 0
-
-    def way(self) -> int:
-        """Which way to run this call: 0 or 1, or -1-k to run way k and time it."""
-        self.calls += 1
-        if self.choice >= 0:
-            if self.calls < self.next_trial:
-                return self.choice
-            self.choice = -1
-            self.samples = ([], [])
-        first, second = self.samples
-        return -1 if len(first) <= len(second) else -2
-
-    def record(self, way: int, seconds: float) -> None:
-        mine, other = self.samples[way], self.samples[1 - way]
-        mine.append(seconds)
-        if other and seconds > self.give_up * sum(other) / len(other):
-            self._choose(1 - way)
-        elif len(mine) >= self.trials and len(other) >= self.trials:
-            means = [sum(s) / len(s) for s in self.samples]
-            self._choose(int(means[1] < means[0]))
-
-    def _choose(self, way: int) -> None:
-        # A choice that a trial confirms waits twice as long for the next one: a trial runs
-        # the losing way, and a threaded BLAS call leaves OpenBLAS's other thread spinning
-        # for a while (a core kept busy, which can lower the clock of the one that works).
-        same = way == self.last_choice
-        self.wait = min(2 * self.wait, self.max_recheck) if same else self.recheck
-        self.choice = self.last_choice = way
-        self.next_trial = self.calls + self.wait
-
-
-_TUNERS: dict[tuple[int, ...], _Tuner] = {}
 _FACTORS_IN_FORWARD = True  # the LSTM's CPU forward (see there); a test runs the other way too
 _GRADS_IN_LOOP = True  # the LSTM's CPU backward (see there); a test also runs the GPU's way
 
 
 class _StepMatmul:
     """`w @ x` into `out` for a fixed w: one BLAS call, or (numpy, when the product is above
-    OpenBLAS's small-matrix size) row blocks below it, whichever `_Tuner` finds faster
-    here and now. When row blocks would be thin (a short, wide w: the LSTM's backward
-    64x256 @ 256x64), the inner axis is split instead, always: two 64x128 @ 128x64 products
-    and an add beat both one call and 32-row blocks here (-0.06 ms a training step), and the sum in a
-    different order is not bit-identical to one call, so no tuner may switch between them
-    (a run's numbers must not depend on the machine's load)."""
+    OpenBLAS's small-matrix size) row blocks below it. When row blocks would be thin (a
+    short, wide w: the LSTM's backward 64x256 @ 256x64), the inner axis is split instead:
+    two 64x128 @ 128x64 products and an add beat both one call and 32-row blocks here
+    (-0.06 ms a training step)."""
 
     def __init__(self, xp: Any, w: Any, n_cols: int) -> None:
         rows, inner = w.shape
         self.xp, self.w = xp, w
-        self.tuner: _Tuner | None = None
-        self.timed, self.started = -1, 0.0  # the way of the last call if it was timed
         self.blocks: list[tuple[slice, Any]] = []
         self.inner_parts: list[tuple[slice, Any]] = []
         blocks = _row_blocks(rows, inner, n_cols)
@@ -332,39 +275,18 @@ class _StepMatmul:
                 self.spare = _empty(np, (rows, n_cols), w.dtype)
                 return
         self.blocks = [(r, _copy(np, w[r])) for r in blocks]
-        key = (rows, inner, n_cols, w.dtype.num)
-        self.tuner = _TUNERS.get(key) or _TUNERS.setdefault(key, _Tuner())
-
-    def _run(self, way: int, x: Any, out: Any) -> None:
-        if way == 0:
-            self.xp.matmul(self.w, x, out=out)
-        else:
-            for rows, w in self.blocks:
-                np.matmul(w, x, out=out[rows])
 
     def __call__(self, x: Any, out: Any) -> Any:
-        tuner = self.tuner
-        if tuner is None:
-            if self.inner_parts:
-                (first, w), *rest = self.inner_parts
-                np.matmul(w, x[first], out=out)
-                for part, w in rest:
-                    out += np.matmul(w, x[part], out=self.spare)
-            else:
-                self.xp.matmul(self.w, x, out=out)
-            return out
-        # A timed call is charged with everything up to the next call: its step's
-        # elementwise work too, which a threaded product slows down (the other core holds
-        # the cache lines of half its output), so a product faster alone can still lose.
-        now = time.perf_counter()
-        if self.timed >= 0:
-            tuner.record(self.timed, now - self.started)
-            self.timed = -1
-        way = tuner.way()
-        if way < 0:
-            way = self.timed = -1 - way
-            self.started = now
-        self._run(way, x, out)
+        if self.blocks:
+            for rows, w in self.blocks:
+                np.matmul(w, x, out=out[rows])
+        elif self.inner_parts:
+            (first, w), *rest = self.inner_parts
+            np.matmul(w, x[first], out=out)
+            for part, w in rest:
+                out += np.matmul(w, x[part], out=self.spare)
+        else:
+            self.xp.matmul(self.w, x, out=out)
         return out
 
 
@@ -441,9 +363,6 @@ class LSTMCellSequence(_PooledFunction):
         state[:, -1] = 1
         state[0, :hid] = h0.T
         acts = self._buffer(xp, (steps, 4 * hid, bsz), dt)
-        cs = self._buffer(xp, (steps + 1, hid, bsz), dt)
-        tcs = self._buffer(xp, (steps, hid, bsz), dt)
-        cs[0] = c0.T
         terms = _empty(xp, (2 * hid, bsz), dt)  # i g and f c_prev, the two terms of c
         ig, fc = terms[:hid], terms[hid:]
         h1, h3 = hid, 3 * hid
@@ -455,16 +374,31 @@ class LSTMCellSequence(_PooledFunction):
         # rather launch the ten big passes than 270 small kernels.
         self.factored = xp is np and _FACTORS_IN_FORWARD and any(self.needs_input_grad)
         keep: Any = itertools.repeat((None, None))
+        cs = tcs = None
         if self.factored:
             self.f_keep = self._buffer(xp, (steps, hid, bsz), dt)
             self.o_dtanh = self._buffer(xp, (steps, hid, bsz), dt)
             keep = zip(self.f_keep, self.o_dtanh, strict=True)
+            # Backward needs neither c nor tanh(c) then (the factors hold what it needs), so
+            # they live in two small buffers that stay in cache instead of two (T, H, B)
+            # arrays that each step would write 32 KB more of fresh memory to.
+            ring = _empty(xp, (3, hid, bsz), dt)
+            ring[0] = c0.T
+            c_prevs = itertools.cycle((ring[0], ring[1]))
+            c_nexts = itertools.cycle((ring[1], ring[0]))
+            t_cs = itertools.repeat(ring[2])
+            c_last = ring[steps % 2]
+        else:
+            cs = self._buffer(xp, (steps + 1, hid, bsz), dt)
+            tcs = self._buffer(xp, (steps, hid, bsz), dt)
+            cs[0] = c0.T
+            c_prevs, c_nexts, t_cs, c_last = iter(cs[:-1]), iter(cs[1:]), iter(tcs), cs[-1]
         mul, sub, tanh = xp.multiply, xp.subtract, xp.tanh
         # Per-step views by iteration (cheaper than indexing in the loop); the right-hand
         # side state[t] holds h_t, written by the step before.
         hs = state[:, :hid]
         gates = acts.reshape(steps, 4, hid, bsz)
-        per_step = zip(state, acts, gates, cs[:-1], cs[1:], tcs, hs[1:], keep, strict=False)
+        per_step = zip(state, acts, gates, c_prevs, c_nexts, t_cs, hs[1:], keep, strict=False)
         for rhs, a, (g, i, f, o), c_prev, c, tc, h, (f_keep, o_dtanh) in per_step:
             w_step(rhs, a)
             tanh(a, out=a)
@@ -490,7 +424,7 @@ class LSTMCellSequence(_PooledFunction):
         self.acts, self.state, self.cs, self.tcs = acts, state, cs, tcs
         self.x_dtype = x.dtype
         hs = state[:, :hid]
-        self.h_n, self.c_n = hs[-1].T.copy(), cs[-1].T.copy()
+        self.h_n, self.c_n = hs[-1].T.copy(), c_last.T.copy()
         if self.with_cell:
             first = steps if self.return_sequences else 1
             packed = xp.empty((bsz, first + 1, hid), dtype=dt)
@@ -537,7 +471,7 @@ class LSTMCellSequence(_PooledFunction):
             gy = gy[:, :-1] if self.return_sequences else gy[:, 0]
         acts, state = self.acts, self.state
         steps, _, bsz = acts.shape
-        hid = self.cs.shape[1]
+        hid = self.w_all.shape[1] // 4
         dt = acts.dtype
         scratch = _Scratch(xp)
         if self.graph_retained:  # a later backward needs acts as they are: work on a copy
