@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import threading
 from typing import Any
 
@@ -53,23 +54,10 @@ def _empty(xp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
     if xp is not np:
         return xp.empty(shape, dtype=dtype)
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    nbytes = math.prod(shape) * dtype.itemsize
     raw = np.empty(nbytes + _ALIGN, dtype=np.uint8)
     start = -raw.ctypes.data % _ALIGN
     return raw[start : start + nbytes].view(dtype).reshape(shape)
-
-
-def _zeros(xp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
-    out = _empty(xp, shape, dtype)
-    out.fill(0)
-    return out
-
-
-def _copy(xp: Any, a: Any, dtype: Any = None) -> Any:
-    """A C-ordered copy of `a` (cast to `dtype`) in a fresh aligned array."""
-    out = _empty(xp, a.shape, a.dtype if dtype is None else dtype)
-    out[...] = a
-    return out
 
 
 def _is_aligned_whole(a: Any) -> bool:
@@ -152,7 +140,8 @@ class _PooledFunction(Function):
 
 
 class _Scratch:
-    """Temporaries of one backward pass, all returned to the pool at the end."""
+    """Temporaries of one forward or backward pass, all returned to the pool at the end
+    (a fresh aligned array costs several microseconds; a pooled one, under one)."""
 
     def __init__(self, xp: Any) -> None:
         self.xp = xp
@@ -163,15 +152,26 @@ class _Scratch:
         self.arrays.append(arr)
         return arr
 
+    def zeros(self, shape: tuple[int, ...], dtype: Any) -> Any:
+        arr = self(shape, dtype)
+        arr.fill(0)
+        return arr
+
+    def copy(self, a: Any, dtype: Any = None) -> Any:
+        """A C-ordered copy of `a` (cast to `dtype`)."""
+        arr = self(a.shape, a.dtype if dtype is None else dtype)
+        arr[...] = a
+        return arr
+
     def done(self) -> None:
         _POOL.give(self.arrays)
         self.arrays = []
 
 
 # ---------------------------------------------------------------- layout helpers
-def _time_feature_batch(xp: Any, x: Any, dtype: Any) -> Any:
+def _time_feature_batch(x: Any, dtype: Any, scratch: _Scratch) -> Any:
     """(B, T, F) -> contiguous (T, F, B)."""
-    return _copy(xp, x.transpose(1, 2, 0), dtype)
+    return scratch.copy(x.transpose(1, 2, 0), dtype)
 
 
 def _rows_by_steps(xp: Any, a: Any, out: Any) -> Any:
@@ -203,11 +203,11 @@ def _sequence_output(xp: Any, hs: Any, return_sequences: bool) -> Any:
     return xp.array(hs[-1].T, order="C", copy=True)
 
 
-def _incoming_grad(xp: Any, gy: Any, hid: int, dt: Any, seq: bool) -> tuple[Any, Any]:
+def _incoming_grad(gy: Any, hid: int, dt: Any, seq: bool, scratch: _Scratch) -> tuple[Any, Any]:
     """The output gradient as (T, H, B) for sequences (dh starts at zero), else dh (H, B)."""
     if seq:
-        return _time_feature_batch(xp, gy, dt), _zeros(xp, (hid, gy.shape[0]), dt)
-    return None, _copy(xp, gy.T, dt)  # updated in place below
+        return _time_feature_batch(gy, dt, scratch), scratch.zeros((hid, gy.shape[0]), dt)
+    return None, scratch.copy(gy.T, dt)  # updated in place below
 
 
 def _input_grad(xp: Any, w: Any, dg: Any, steps: int, bsz: int, dtype: Any) -> Any:
@@ -260,7 +260,8 @@ class _StepMatmul:
     two 64x128 @ 128x64 products and an add beat both one call and 32-row blocks here
     (-0.06 ms a training step)."""
 
-    def __init__(self, xp: Any, w: Any, n_cols: int) -> None:
+    def __init__(self, xp: Any, w: Any, n_cols: int, scratch: _Scratch | None = None) -> None:
+        scratch = scratch or _Scratch(xp)  # the caller's: its copies go back to the pool with it
         rows, inner = w.shape
         self.xp, self.w = xp, w
         self.blocks: list[tuple[slice, Any]] = []
@@ -271,10 +272,10 @@ class _StepMatmul:
         if blocks[0].stop < _THIN_ROWS:
             parts = _row_blocks(inner, rows, n_cols)  # the same sizes, along the inner axis
             if len(parts) > 1 and parts[0].stop >= _THIN_ROWS:
-                self.inner_parts = [(k, _copy(np, w[:, k])) for k in parts]
-                self.spare = _empty(np, (rows, n_cols), w.dtype)
+                self.inner_parts = [(k, scratch.copy(w[:, k])) for k in parts]
+                self.spare = scratch((rows, n_cols), w.dtype)
                 return
-        self.blocks = [(r, _copy(np, w[r])) for r in blocks]
+        self.blocks = [(r, scratch.copy(w[r])) for r in blocks]
 
     def __call__(self, x: Any, out: Any) -> Any:
         if self.blocks:
@@ -345,7 +346,8 @@ class LSTMCellSequence(_PooledFunction):
                 f"LSTM: the sequence must have at least one step, got shape {tuple(x.shape)}"
             )
         rows = hid + n_in + 1
-        w_all = _empty(xp, (rows, 4 * hid), dt)  # rows of [W_hh; W_ih; b], gates g, i, f, o
+        scratch = _Scratch(xp)
+        w_all = self._buffer(xp, (rows, 4 * hid), dt)  # rows of [W_hh; W_ih; b], gates g, i, f, o
         _to_internal_gates(w_hh, w_all[:hid])
         _to_internal_gates(w_ih, w_all[hid:-1])
         _to_internal_gates(b, w_all[-1])
@@ -353,9 +355,9 @@ class LSTMCellSequence(_PooledFunction):
         # tanh per step serve all four gates.
         scale = xp.full((4 * hid, 1), 0.5, dtype=dt)
         scale[:hid] = 1.0
-        w_t = _empty(xp, (4 * hid, rows), dt)
+        w_t = scratch((4 * hid, rows), dt)
         xp.multiply(w_all.T, scale, out=w_t)
-        w_step = _StepMatmul(xp, w_t, bsz)
+        w_step = _StepMatmul(xp, w_t, bsz, scratch)
         # state[t] = [h_t; x_t; 1] (rows, B): the right-hand side of step t's product.
         state = self._buffer(xp, (steps + 1, rows, bsz), dt)
         state[:steps, hid:-1] = x.transpose(1, 2, 0)
@@ -363,7 +365,7 @@ class LSTMCellSequence(_PooledFunction):
         state[:, -1] = 1
         state[0, :hid] = h0.T
         acts = self._buffer(xp, (steps, 4 * hid, bsz), dt)
-        terms = _empty(xp, (2 * hid, bsz), dt)  # i g and f c_prev, the two terms of c
+        terms = scratch((2 * hid, bsz), dt)  # i g and f c_prev, the two terms of c
         ig, fc = terms[:hid], terms[hid:]
         h1, h3 = hid, 3 * hid
         # On the CPU, when a gradient will be wanted, each step also turns its gates into
@@ -382,7 +384,7 @@ class LSTMCellSequence(_PooledFunction):
             # Backward needs neither c nor tanh(c) then (the factors hold what it needs), so
             # they live in two small buffers that stay in cache instead of two (T, H, B)
             # arrays that each step would write 32 KB more of fresh memory to.
-            ring = _empty(xp, (3, hid, bsz), dt)
+            ring = scratch((3, hid, bsz), dt)
             ring[0] = c0.T
             c_prevs = itertools.cycle((ring[0], ring[1]))
             c_nexts = itertools.cycle((ring[1], ring[0]))
@@ -425,6 +427,7 @@ class LSTMCellSequence(_PooledFunction):
         self.x_dtype = x.dtype
         hs = state[:, :hid]
         self.h_n, self.c_n = hs[-1].T.copy(), c_last.T.copy()
+        scratch.done()
         if self.with_cell:
             first = steps if self.return_sequences else 1
             packed = xp.empty((bsz, first + 1, hid), dtype=dt)
@@ -481,10 +484,10 @@ class LSTMCellSequence(_PooledFunction):
             f_keep, o_dtanh = self.f_keep, self.o_dtanh
         else:
             f_keep, o_dtanh = self._factors(xp, acts, scratch)
-        dc = _zeros(xp, (hid, bsz), dt) if g_cell is None else _copy(xp, g_cell.T, dt)
-        tmp = _empty(xp, (hid, bsz), dt)
-        gyt, dh = _incoming_grad(xp, gy, hid, dt, self.return_sequences)
-        w_hh_r = _StepMatmul(xp, self.w_all[:hid], bsz)
+        dc = scratch.zeros((hid, bsz), dt) if g_cell is None else scratch.copy(g_cell.T, dt)
+        tmp = scratch((hid, bsz), dt)
+        gyt, dh = _incoming_grad(gy, hid, dt, self.return_sequences, scratch)
+        w_hh_r = _StepMatmul(xp, self.w_all[:hid], bsz, scratch)
         need = self.needs_input_grad
         rows = state.shape[1]
         need_w = need[1] or need[2] or need[3]
@@ -499,12 +502,12 @@ class LSTMCellSequence(_PooledFunction):
             if need_w:
                 inputs_t = scratch((steps, bsz, rows), dt)  # [h_t; x_t; 1]^T per step
                 xp.copyto(inputs_t, state[:-1].transpose(0, 2, 1))
-                gw = _zeros(xp, (4 * hid, rows), dt)  # [gW_hh; gW_ih; gb]^T
+                gw = scratch.zeros((4 * hid, rows), dt)  # [gW_hh; gW_ih; gb]^T
                 gw_t = scratch((4 * hid, rows), dt)
                 gw_rows = _row_blocks(4 * hid, bsz, rows)
             if need[0]:
                 gx_t = scratch((steps, rows - hid - 1, bsz), dt)
-                w_in = _StepMatmul(xp, self.w_all[hid:-1], bsz)
+                w_in = _StepMatmul(xp, self.w_all[hid:-1], bsz, scratch)
         mul = xp.multiply
         grads = acts.reshape(steps, 4, hid, bsz)  # each step's gradients, written over acts
         for t in range(steps - 1, -1, -1):
@@ -547,8 +550,9 @@ class LSTMCellSequence(_PooledFunction):
             gw_hh = gw_all[:hid] if need[2] else None
             gw_ih = gw_all[hid:-1] if need[1] else None
             gb = gw_all[-1] if need[3] else None
+        dh0, dc0 = dh.T.copy(), dc.T.copy()  # fresh arrays: dh and dc go back to the pool
         scratch.done()
-        return gx, gw_ih, gw_hh, gb, xp.ascontiguousarray(dh.T), xp.ascontiguousarray(dc.T)
+        return gx, gw_ih, gw_hh, gb, dh0, dc0
 
 
 class GRUCellSequence(_PooledFunction):
@@ -580,14 +584,13 @@ class GRUCellSequence(_PooledFunction):
         scratch = _Scratch(xp)
         acts = self._buffer(xp, (steps, 3 * hid, bsz), dt)
         xr = _input_projection(xp, x, w_ih.T * scale, acts, scratch)
-        scratch.done()
         acts += b_ih.reshape(-1, 1) * scale
-        w_rec = _StepMatmul(xp, _copy(xp, w_hh.T * scale), bsz)
+        w_rec = _StepMatmul(xp, scratch.copy(w_hh.T * scale), bsz, scratch)
         b_rec = b_hh.reshape(-1, 1) * scale
         hh = self._buffer(xp, (steps, 3 * hid, bsz), dt)  # W_hh^T h + b_hh per step
         hs = self._buffer(xp, (steps + 1, hid, bsz), dt)
         hs[0] = h0.T
-        tmp = _empty(xp, (hid, bsz), dt)
+        tmp = scratch((hid, bsz), dt)
         h1, h2 = hid, 2 * hid
         for t in range(steps):
             rec = w_rec(hs[t], hh[t])
@@ -610,6 +613,7 @@ class GRUCellSequence(_PooledFunction):
         self.acts, self.hh, self.hs = acts, hh, hs
         self.x_dtype = x.dtype
         self.h_n = hs[-1].T.copy()
+        scratch.done()
         return _sequence_output(xp, hs, self.return_sequences)
 
     def backward(self, gy: Any) -> Any:
@@ -637,9 +641,9 @@ class GRUCellSequence(_PooledFunction):
         p_r *= self.hh[:, h2:]
         dxp = scratch(acts.shape, dt)  # grads of the input-side pre-activations
         dhh = scratch(acts.shape, dt)  # grads of W_hh^T h + b_hh
-        gyt, dh = _incoming_grad(xp, gy, hid, dt, self.return_sequences)
-        w_hh = _StepMatmul(xp, self.w_hh, bsz)
-        dh_prev = _empty(xp, dh.shape, dh.dtype)
+        gyt, dh = _incoming_grad(gy, hid, dt, self.return_sequences, scratch)
+        w_hh = _StepMatmul(xp, self.w_hh, bsz, scratch)
+        dh_prev = scratch(dh.shape, dh.dtype)
         for t in range(steps - 1, -1, -1):
             if gyt is not None:
                 dh += gyt[t]
@@ -668,8 +672,9 @@ class GRUCellSequence(_PooledFunction):
             gb_ih = dx.sum(axis=1)
         if need[4]:
             gb_hh = dr.sum(axis=1)
+        dh0 = dh.T.copy()  # a fresh array: dh goes back to the pool
         scratch.done()
-        return gx, gw_ih, gw_hh, gb_ih, gb_hh, xp.ascontiguousarray(dh.T)
+        return gx, gw_ih, gw_hh, gb_ih, gb_hh, dh0
 
 
 # ------------------------------------------------------------------------ modules
