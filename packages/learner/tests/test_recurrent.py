@@ -470,3 +470,48 @@ def test_a_short_wide_step_product_splits_its_inner_axis_always_the_same_way() -
     again = np.empty_like(out)
     for _ in range(3):
         np.testing.assert_array_equal(step(x, again), out)
+
+
+def test_pooled_buffers_are_cache_line_aligned_and_views_never_enter_the_pool() -> None:
+    """The fused ops' buffers start on a 64-byte line (numpy's own big arrays start 16
+    bytes into one); the pool hands a returned buffer out again, never a view into one,
+    which another live array may still share."""
+    from azuraforge_learner import recurrent
+
+    pool = recurrent._BufferPool()
+    shapes = [(30, 256, 64), (64, 64), (3, 64, 33), (7,)]
+    arrays = [pool.take(np, shape, np.float32) for shape in shapes]
+    for arr, shape in zip(arrays, shapes, strict=True):
+        assert arr.shape == shape and arr.dtype == np.float32 and arr.flags.c_contiguous
+        assert arr.ctypes.data % 64 == 0
+    big = arrays[0]
+    pool.give([big[1], big[:, :64], np.empty((64, 64), np.float32), big])
+    assert pool.take(np, (30, 256, 64), np.float32) is big
+    step = pool.take(np, (256, 64), np.float32)  # not big[1]: a fresh buffer
+    assert not np.shares_memory(step, big)
+    fresh = pool.take(np, (64, 64), np.float32)  # numpy's unaligned array was not kept
+    assert fresh.ctypes.data % 64 == 0
+
+
+@pytest.mark.parametrize("cls", [LSTM, GRU])
+def test_final_state_always_describes_the_latest_call(cls: type) -> None:
+    """Without `return_state` the final state is stacked when read; it must still be the
+    one of the call made last, whichever way the calls before were made."""
+    af.manual_seed(6)
+    model = cls(2, 3, num_layers=2)
+    xs = [randn(2, 4, 2, seed=s) for s in (1, 2, 3)]
+
+    def last_h(x: Tensor) -> np.ndarray:
+        out = model(x, return_state=True)[1]
+        return (out[0] if cls is LSTM else out).data.copy()
+
+    expected = [last_h(x) for x in xs]
+    model(xs[0])
+    model(xs[1])
+    state = model.final_state
+    np.testing.assert_array_equal((state[0] if cls is LSTM else state).data, expected[1])
+    model(xs[2], return_state=True)
+    model(xs[0])
+    state = model.final_state
+    np.testing.assert_array_equal((state[0] if cls is LSTM else state).data, expected[0])
+    assert model.final_state is state  # stacked once, then kept

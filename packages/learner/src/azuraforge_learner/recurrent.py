@@ -376,7 +376,8 @@ class LSTMCellSequence(_PooledFunction):
         # rather launch the ten big passes than 270 small kernels.
         self.factored = xp is np and _FACTORS_IN_FORWARD and any(self.needs_input_grad)
         keep: Any = itertools.repeat((None, None))
-        cs = tcs = None
+        cs: Any = None  # (T+1, H, B) and (T, H, B) when backward will need them
+        tcs: Any = None
         if self.factored:
             self.f_keep = self._buffer(xp, (steps, hid, bsz), dt)
             self.o_dtanh = self._buffer(xp, (steps, hid, bsz), dt)
@@ -706,7 +707,25 @@ class _Recurrent(Module):
         self.num_layers = int(num_layers)
         self.return_sequences = bool(return_sequences)
         self.dropout = float(dropout)
-        self.final_state: Any = None
+        self.final_state = None
+
+    @property
+    def final_state(self) -> Any:
+        """The final state(s) of the last call. After a call without `return_state` they
+        are stacked here, on first access: a training loop that never reads them does not
+        pay for two stack ops a call."""
+        parts = self.__dict__.pop("_final_parts", None)
+        if parts is not None:
+            self.__dict__["_final_state"] = self._stacked_state(parts)
+        return self.__dict__.get("_final_state")
+
+    @final_state.setter
+    def final_state(self, value: Any) -> None:
+        self.__dict__.pop("_final_parts", None)
+        self.__dict__["_final_state"] = value
+
+    def _stacked_state(self, parts: Any) -> Any:
+        raise NotImplementedError
 
     def _gate_weights(self, n_in: int) -> tuple[Any, Any]:
         """Glorot-uniform input weights and per-gate orthogonal recurrent weights."""
@@ -833,8 +852,15 @@ class LSTM(_Recurrent):
                 h_n.append(Tensor._make(op.h_n))
                 c_n.append(Tensor._make(op.c_n))
             out = self._between_layers(out, layer)
-        self.final_state = (af.stack(h_n), af.stack(c_n))
-        return (out, self.final_state) if return_state else out
+        if return_state:
+            self.final_state = self._stacked_state((h_n, c_n))
+            return out, self.final_state
+        self.__dict__["_final_parts"] = (h_n, c_n)  # detached copies, stacked when read
+        return out
+
+    def _stacked_state(self, parts: Any) -> Any:
+        h_n, c_n = parts
+        return af.stack(h_n), af.stack(c_n)
 
 
 class GRU(_Recurrent):
@@ -885,8 +911,14 @@ class GRU(_Recurrent):
             else:
                 h_n.append(Tensor._make(op.h_n))
             out = self._between_layers(out, layer)
-        self.final_state = af.stack(h_n)
-        return (out, self.final_state) if return_state else out
+        if return_state:
+            self.final_state = self._stacked_state(h_n)
+            return out, self.final_state
+        self.__dict__["_final_parts"] = h_n  # detached copies, stacked when read
+        return out
+
+    def _stacked_state(self, parts: Any) -> Any:
+        return af.stack(parts)
 
 
 __all__ = ["GRU", "LSTM", "GRUCellSequence", "LSTMCellSequence"]
