@@ -46,11 +46,11 @@ _ALIGN = 64  # bytes: one cache line, one AVX-512 register
 
 
 def _empty(xp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
-    """`xp.empty`, on numpy aligned to a cache line. numpy's own big arrays start 16 bytes
-    into a line, so every row of a (64, 64) float32 block straddles two lines and every
-    vector load of the loops below is split (measured: a training step of the benchmark
-    LSTM 4-5% faster with aligned buffers, alternated fresh processes). The array is a
-    view of a byte buffer; `_is_aligned_whole` recognises it."""
+    """`xp.empty`, on numpy aligned to a cache line. numpy only guarantees 16 bytes (its
+    buffers here started 16, 32 or 48 bytes into a line), so every row of a (64, 64)
+    float32 block straddled two lines and AVX-512 loads were split (measured: a training
+    step of the benchmark LSTM 4-6% shorter with aligned buffers, alternated fresh
+    processes). The array is a view of a byte buffer; `_is_aligned_whole` recognises it."""
     if xp is not np:
         return xp.empty(shape, dtype=dtype)
     dtype = np.dtype(dtype)
@@ -223,11 +223,13 @@ def _input_grad(xp: Any, w: Any, dg: Any, steps: int, bsz: int, dtype: Any) -> A
 # halves 7.8 us each. Above 2**18 it splits a product across its threads, which pays for
 # a product alone (12.9 us with two threads) but not inside the recurrence: there, cache
 # lines move between the cores every step, and after each threaded call OpenBLAS's other
-# threads spin, waiting for the next one, for about 0.1 s. On a machine whose cores share
-# a physical core (most 2-vCPU cloud machines) that spinning takes cycles from the thread
-# doing the work: the benchmark LSTM trained at 15.8k samples/s with its per-step
-# products in row blocks only, 13.8k when a timing tuner also tried the threaded call now
-# and then (10 alternated rounds, 2 BLAS threads, median; 2026-12-06). So `_StepMatmul`
+# threads spin, waiting for the next one, for about 0.1 s. On the 2-vCPU development
+# machine a thread spinning on the other vCPU slows the working one (the LSTM loop ran
+# 15-30% slower beside a pinned busy loop), as where two vCPUs share one physical core.
+# A timing tuner this code had until 2026-12-06 tried the threaded call now and then, and
+# that kept OpenBLAS's second thread spinning all the time: the benchmark LSTM trained at
+# 15.8k samples/s with its per-step products in row blocks only, 13.8k with the tuner
+# (10 alternated rounds in fresh processes, 2 BLAS threads, medians). So `_StepMatmul`
 # always runs such a product as row blocks of at most 1e6 multiply-adds, on the calling
 # thread; a product too big for `_MAX_BLOCKS` blocks goes to OpenBLAS in one call (and
 # to its threads). Row blocks give bit-identical results to one call: OpenBLAS splits
