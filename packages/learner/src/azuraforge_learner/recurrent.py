@@ -224,12 +224,13 @@ def _input_grad(xp: Any, w: Any, dg: Any, steps: int, bsz: int, dtype: Any) -> A
 # a product alone (12.9 us with two threads) but not inside the recurrence: there, cache
 # lines move between the cores every step, and after each threaded call OpenBLAS's other
 # threads spin, waiting for the next one, for about 0.1 s. On the 2-vCPU development
-# machine a thread spinning on the other vCPU slows the working one (the LSTM loop ran
-# 15-30% slower beside a pinned busy loop), as where two vCPUs share one physical core.
+# machine a thread spinning on the other vCPU can slow the working one (the LSTM loop
+# ran 0-35% slower beside a pinned busy loop), as where two vCPUs share a physical core.
 # A timing tuner this code had until 2026-12-06 tried the threaded call now and then, and
 # that kept OpenBLAS's second thread spinning all the time: the benchmark LSTM trained at
 # 15.8k samples/s with its per-step products in row blocks only, 13.8k with the tuner
-# (10 alternated rounds in fresh processes, 2 BLAS threads, medians). So `_StepMatmul`
+# (10 alternated rounds in fresh processes, 2 BLAS threads, medians; faster in 9 of
+# the 10 rounds). So `_StepMatmul`
 # always runs such a product as row blocks of at most 1e6 multiply-adds, on the calling
 # thread; a product too big for `_MAX_BLOCKS` blocks goes to OpenBLAS in one call (and
 # to its threads). Row blocks give bit-identical results to one call: OpenBLAS splits
