@@ -431,45 +431,140 @@ def test_an_lstm_encoder_learns_from_its_final_cell_state_alone() -> None:
     assert all(p.grad is not None and np.abs(p.grad.data).sum() > 0 for p in model.parameters())
 
 
-def test_the_step_matmul_splits_mid_sized_products_and_gives_the_same_numbers() -> None:
-    """The recurrent product runs on the calling thread as row blocks small enough for
-    OpenBLAS's small-matrix kernels, bit-identical to one BLAS call; a product too big for
-    `_MAX_BLOCKS` blocks is left to one call (and OpenBLAS's threads)."""
+def test_the_step_matmul_splits_mid_sized_products_as_asked() -> None:
+    """ "rows": row blocks small enough for OpenBLAS's small-matrix kernels; "none": one
+    call; "auto" (the default where those kernels exist) splits a short, wide product's
+    inner axis. A product too big for `_MAX_BLOCKS` blocks is left to one call (and
+    OpenBLAS's threads). Every way computes the same product."""
     from azuraforge_learner import recurrent
 
     rng = np.random.default_rng(0)
     w = rng.normal(size=(256, 66)).astype(np.float32)  # LSTM(64) gates over [h, x, 1], batch 64
     x = rng.normal(size=(66, 64)).astype(np.float32)
-    step = recurrent._StepMatmul(np, w, 64)
-    assert len(step.blocks) == 2 and not step.inner_parts
-    out = np.empty((256, 64), np.float32)
-    np.testing.assert_array_equal(step(x, out), w @ x)
+    exact = w.astype(np.float64) @ x
+    rows = recurrent._StepMatmul(np, w, 64, split="rows")
+    assert [r for r, _ in rows.blocks] == [slice(0, 128), slice(128, 256)]
+    one = recurrent._StepMatmul(np, w, 64, split="none")
+    assert not one.blocks and not one.inner_parts
+    for step in (rows, one):
+        np.testing.assert_allclose(step(x, np.empty((256, 64), np.float32)), exact, atol=1e-4)
 
     w_big = rng.normal(size=(2048, 520)).astype(np.float32)  # LSTM(512): 68M multiply-adds
-    big = recurrent._StepMatmul(np, w_big, 64)
+    big = recurrent._StepMatmul(np, w_big, 64, split="rows")
     assert not big.blocks and not big.inner_parts
     xb = rng.normal(size=(520, 64)).astype(np.float32)
     np.testing.assert_array_equal(big(xb, np.empty((2048, 64), np.float32)), w_big @ xb)
 
 
-def test_a_short_wide_step_product_splits_its_inner_axis_always_the_same_way() -> None:
-    """The LSTM's backward product (64x256 @ 256x64) would make 32-row blocks; it splits
-    the inner axis instead, always the same way (a run's numbers must not depend on the
-    machine's load)."""
+def test_the_default_split_follows_the_blas_kernels(monkeypatch) -> None:
+    """Row blocks only pay where OpenBLAS has small-matrix kernels; elsewhere (another CPU,
+    or OPENBLAS_CORETYPE forcing an older kernel) a product is one call."""
     from azuraforge_learner import recurrent
 
-    rng = np.random.default_rng(1)
-    w = rng.normal(size=(64, 256)).astype(np.float32)
-    x = rng.normal(size=(256, 64)).astype(np.float32)
-    step = recurrent._StepMatmul(np, w, 64)
-    assert not step.blocks
-    assert [k for k, _ in step.inner_parts] == [slice(0, 128), slice(128, 256)]
-    out = np.empty((64, 64), np.float32)
-    step(x, out)
-    np.testing.assert_allclose(out, w.astype(np.float64) @ x, rtol=1e-4, atol=1e-4)
-    again = np.empty_like(out)
-    for _ in range(3):
-        np.testing.assert_array_equal(step(x, again), out)
+    w = np.ones((256, 66), np.float32)
+    monkeypatch.setattr(recurrent, "_small_kernels", lambda: False)
+    assert not recurrent._StepMatmul(np, w, 64).blocks
+    assert recurrent._lstm_split(np, 64, 66, 64, np.float32) == ("none", None)
+    monkeypatch.setattr(recurrent, "_small_kernels", lambda: True)
+    assert len(recurrent._StepMatmul(np, w, 64).blocks) == 2
+    monkeypatch.setattr(recurrent, "_blas_threads", lambda: 1)
+    assert recurrent._lstm_split(np, 64, 66, 64, np.float32) == ("auto", None)
+    assert recurrent._lstm_split(np, 16, 18, 64, np.float32) == ("none", None)  # small: one call
+
+
+_BIT_IDENTICAL_CHILD = """
+import sys
+import numpy as np
+from azuraforge_learner import recurrent
+assert recurrent._small_kernels(), recurrent._openblas().architecture
+rng = np.random.default_rng(0)
+for shape in ((256, 66), (64, 256), (512, 130)):  # LSTM(64) forward, backward; LSTM(128) fwd
+    w = rng.normal(size=shape).astype(np.float32)
+    x = rng.normal(size=(shape[1], 64)).astype(np.float32)
+    rows = recurrent._StepMatmul(np, w, 64, split="rows")
+    assert len(rows.blocks) > 1, shape
+    out = rows(x, np.empty((shape[0], 64), np.float32))
+    assert np.array_equal(out, w @ x), shape
+print("identical")
+"""
+
+
+def _cpu_has_avx512() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return " avx512f " in f.read().replace("\n", " ")
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_the_two_ways_a_plan_picks_from_give_bit_identical_numbers(threads, monkeypatch) -> None:
+    """A run's numbers must not depend on which way `_ProductPlan` found faster: with
+    OpenBLAS's small-matrix kernels (forced in a child process where the CPU has AVX-512),
+    row blocks equal one (threaded) call bit for bit. Where no such kernels can run, the
+    plan is never consulted: one call, always."""
+    import os
+    import subprocess
+    import sys
+
+    from azuraforge_learner import recurrent
+
+    if not _cpu_has_avx512():
+        monkeypatch.setattr(recurrent, "_blas_threads", lambda: int(threads))
+        assert recurrent._lstm_split(np, 64, 66, 64, np.float32) == ("none", None)
+        return
+    env = {**os.environ, "OPENBLAS_CORETYPE": "SkylakeX", "OPENBLAS_NUM_THREADS": threads}
+    done = subprocess.run(
+        [sys.executable, "-c", _BIT_IDENTICAL_CHILD], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0 and "identical" in done.stdout, done.stderr
+
+
+def test_a_product_plan_times_both_ways_then_keeps_the_faster() -> None:
+    """Row blocks for the first passes, then one call; the first pass of each way is not
+    counted; the choice sums the fastest forward and the fastest backward of each way."""
+    from azuraforge_learner.recurrent import _ProductPlan
+
+    plan = _ProductPlan()
+    ways = []
+    for k in range(2 * plan.passes):
+        way = plan.next_way()
+        ways.append(way)
+        slow_first = 10.0 if k % plan.passes == 0 else 0.0  # warm-up passes: never counted
+        plan.record(way, 0, slow_first + (1.0 if way == "rows" else 1.2))
+        plan.record(way, 1, 2.0 if way == "rows" else 1.5)  # "none" wins on the sum
+    assert ways == ["rows"] * plan.passes + ["none"] * plan.passes
+    assert plan.next_way() == "none" and plan.choice == "none"
+    plan.record("rows", 0, 0.0)  # after the choice, timings change nothing
+    assert plan.next_way() == "none"
+
+    forward_only = _ProductPlan()  # inference: no backward timed
+    for _ in range(2 * forward_only.passes):
+        way = forward_only.next_way()
+        forward_only.record(way, 0, 1.0 if way == "rows" else 1.2)
+    assert forward_only.next_way() == "rows"
+
+
+def test_an_lstm_trains_through_a_product_plan(monkeypatch) -> None:
+    """With 2 BLAS threads and small-matrix kernels, an LSTM shape's first passes run both
+    ways and then one: the plan of its shape makes its choice and training goes on."""
+    from azuraforge_learner import recurrent
+
+    monkeypatch.setattr(recurrent, "_small_kernels", lambda: True)
+    monkeypatch.setattr(recurrent, "_blas_threads", lambda: 2)
+    monkeypatch.setattr(recurrent, "_PLANS", {})
+    af.manual_seed(7)
+    model = LSTM(3, 64)
+    x = randn(64, 5, 3, grad=False)
+    for _ in range(2 * recurrent._ProductPlan.passes + 1):
+        model.zero_grad()
+        out = model(x)
+        (out * out).sum().backward()
+    assert all(p.grad is not None and np.isfinite(p.grad.data).all() for p in model.parameters())
+    (plan,) = recurrent._PLANS.values()
+    assert plan.choice in ("rows", "none")
+    assert all(len(times[0]) == plan.passes for times in plan.times.values())
+    assert all(len(times[1]) == plan.passes for times in plan.times.values())
 
 
 def test_pooled_buffers_are_cache_line_aligned_and_views_never_enter_the_pool() -> None:
@@ -515,3 +610,23 @@ def test_final_state_always_describes_the_latest_call(cls: type) -> None:
     state = model.final_state
     np.testing.assert_array_equal((state[0] if cls is LSTM else state).data, expected[0])
     assert model.final_state is state  # stacked once, then kept
+
+
+@pytest.mark.parametrize(("threads", "after_loop"), [(1, False), (2, True)])
+def test_lstm_weight_gradients_go_after_the_loop_with_more_blas_threads(
+    threads, after_loop, monkeypatch
+) -> None:
+    """With one BLAS thread the LSTM sums its weight gradients step by step inside the
+    backward loop; with more, in a few big products after it (which OpenBLAS threads).
+    Decided by the thread count, never by timing: the two sum in different orders."""
+    from azuraforge_learner import recurrent
+
+    calls = []
+    real = recurrent._rows_by_steps
+    monkeypatch.setattr(recurrent, "_blas_threads", lambda: threads)
+    monkeypatch.setattr(recurrent, "_rows_by_steps", lambda *a: calls.append(1) or real(*a))
+    af.manual_seed(8)
+    model = LSTM(2, 8)
+    model(randn(4, 3, 2, grad=False)).sum().backward()
+    assert bool(calls) is after_loop
+    assert all(p.grad is not None for p in model.parameters())

@@ -11,7 +11,9 @@ over time in raw array code instead:
   gradients. The GRU's weight gradients are then a few large matmuls over all steps; the
   LSTM's forward has already turned its gates into backward's factors, and on the CPU
   its loop also sums the weight and input gradients step by step (see LSTMCellSequence);
-* the per-step products are sized for OpenBLAS's small-matrix kernels (`_StepMatmul`);
+* the per-step products run as row blocks sized for OpenBLAS's small-matrix kernels or as
+  one threaded call, whichever a short timing of the first passes finds faster on this
+  machine (`_StepMatmul`, `_ProductPlan`; both give the same numbers);
 * the big per-sequence arrays are recycled between calls (`_BufferPool`): fresh
   multi-megabyte arrays page-fault on first touch, which for a small LSTM cost more than
   the arithmetic (measured: about 3000 page faults and +7 ms per batch without it).
@@ -26,9 +28,11 @@ Weights are stored (in, gates * hidden) so the projection is `x @ W`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import math
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -218,26 +222,28 @@ def _input_grad(xp: Any, w: Any, dg: Any, steps: int, bsz: int, dtype: Any) -> A
 
 # The per-step products of a small LSTM (256x66 @ 66x64 forward, 64x256 @ 256x64 backward)
 # sit just above two lines in OpenBLAS. Up to M*N*K = 1e6 multiply-adds it uses its
-# "small matrix" kernels on CPUs that have them (AVX-512: SkylakeX and later), which skip
-# packing the operands: measured here, one 256x66x64 call takes 19.5 us, two 128-row
-# halves 7.8 us each. Above 2**18 it splits a product across its threads, which pays for
-# a product alone (12.9 us with two threads) but not inside the recurrence: there, cache
-# lines move between the cores every step, and after each threaded call OpenBLAS's other
-# threads spin, waiting for the next one, for about 0.1 s. On the 2-vCPU development
-# machine a thread spinning on the other vCPU can slow the working one (the LSTM loop
-# ran 0-35% slower beside a pinned busy loop), as where two vCPUs share a physical core.
-# A timing tuner this code had until 2026-12-06 tried the threaded call now and then, and
-# that kept OpenBLAS's second thread spinning all the time: the benchmark LSTM trained at
-# 15.8k samples/s with its per-step products in row blocks only, 13.8k with the tuner
-# (10 alternated rounds in fresh processes, 2 BLAS threads, medians; faster in 9 of
-# the 10 rounds). So `_StepMatmul`
-# always runs such a product as row blocks of at most 1e6 multiply-adds, on the calling
-# thread; a product too big for `_MAX_BLOCKS` blocks goes to OpenBLAS in one call (and
-# to its threads). Row blocks give bit-identical results to one call: OpenBLAS splits
-# rows or columns, never the inner sum.
+# "small matrix" kernels where it has them (its AVX-512 kernels: SkylakeX, Cooperlake,
+# SapphireRapids), which skip packing the operands: measured on an Intel Xeon, one
+# 256x66x64 call took 19.5 us, two 128-row halves 7.8 us each. Above 2**18 it splits a
+# product across its threads. Which of the two is faster inside the recurrence depends on
+# the machine, not on the product alone (a threaded call leaves OpenBLAS's other threads
+# spinning for ~0.1 s, waiting for the next one, and cache lines move between the cores
+# every step):
+#   * Intel Xeon (model 207, 2 vCPUs): row blocks on the calling thread won, 15.8k against
+#     13.8k samples/s (benchmark LSTM, 2 BLAS threads, 10 alternated rounds), and a busy
+#     thread on the other vCPU slowed the LSTM loop by 0-35%, as where vCPUs share a core;
+#   * AMD EPYC (family 26, 2 vCPUs, independent cores): one threaded call won, 41-45k
+#     against 36-38k samples/s (4 alternated rounds), with the same OpenBLAS kernels.
+# So with 2+ BLAS threads and small-matrix kernels, `_ProductPlan` times the first passes
+# of each LSTM shape both ways and keeps the faster. The two ways give bit-identical
+# numbers (OpenBLAS splits rows or columns among its threads, never the inner sum, and so
+# do the blocks; a test checks it), so a run's numbers never depend on which won. With one
+# BLAS thread the blocks always win; without small-matrix kernels (another CPU, or
+# OPENBLAS_CORETYPE forcing an older kernel) blocks only add calls: one call, always.
 _SMALL_GEMM = 1_000_000
 _THIN_ROWS = 64  # row blocks thinner than this: split the inner axis instead
 _MAX_BLOCKS = 8
+_SMALL_KERNEL_CORES = frozenset({"skylakex", "cooperlake", "sapphirerapids"})
 
 
 def _row_blocks(rows: int, inner: int, cols: int) -> list[slice]:
@@ -252,18 +258,58 @@ def _row_blocks(rows: int, inner: int, cols: int) -> list[slice]:
     return [slice(0, rows)]
 
 
+@functools.cache
+def _openblas() -> Any:
+    """threadpoolctl's controller of numpy's OpenBLAS, or None (another BLAS). Looked up
+    once: threadpoolctl scans every loaded library (~40 ms)."""
+    from threadpoolctl import ThreadpoolController
+
+    found = [c for c in ThreadpoolController().lib_controllers if c.internal_api == "openblas"]
+    found.sort(key=lambda c: "numpy" not in c.filepath)  # numpy's own first, if several
+    return found[0] if found else None
+
+
+def _small_kernels() -> bool:
+    """Whether numpy's BLAS has OpenBLAS's small-matrix kernels (see above)."""
+    blas = _openblas()
+    return blas is not None and str(blas.architecture).lower() in _SMALL_KERNEL_CORES
+
+
+def _blas_threads() -> int:
+    blas = _openblas()
+    return 1 if blas is None else int(blas.num_threads)  # read now: threadpoolctl may limit it
+
+
+def _default_split() -> str:
+    return "auto" if _small_kernels() else "none"
+
+
 _FACTORS_IN_FORWARD = True  # the LSTM's CPU forward (see there); a test runs the other way too
-_GRADS_IN_LOOP = True  # the LSTM's CPU backward (see there); a test also runs the GPU's way
+# the LSTM's CPU backward (see there): None decides by the BLAS thread count; a test sets it
+_GRADS_IN_LOOP: bool | None = None
 
 
 class _StepMatmul:
-    """`w @ x` into `out` for a fixed w: one BLAS call, or (numpy, when the product is above
-    OpenBLAS's small-matrix size) row blocks below it. When row blocks would be thin (a
-    short, wide w: the LSTM's backward 64x256 @ 256x64), the inner axis is split instead:
-    two 64x128 @ 128x64 products and an add beat both one call and 32-row blocks here
-    (-0.06 ms a training step)."""
+    """`w @ x` into `out` for a fixed w, on numpy split as `split` says (other arrays: one
+    call always):
 
-    def __init__(self, xp: Any, w: Any, n_cols: int, scratch: _Scratch | None = None) -> None:
+    * "none": one BLAS call (which OpenBLAS may thread);
+    * "rows": row blocks of at most `_SMALL_GEMM` multiply-adds, on the calling thread;
+      bit-identical to one call;
+    * "auto": row blocks, but when they would be thin (a short, wide w: the LSTM's
+      backward 64x256 @ 256x64) the inner axis is split instead: two 64x128 @ 128x64
+      products and an add beat both one call and 32-row blocks on the Xeon (-0.06 ms a
+      training step). A sum in another order: not bit-identical to one call.
+    None: "auto" where OpenBLAS has small-matrix kernels, else "none"."""
+
+    def __init__(
+        self,
+        xp: Any,
+        w: Any,
+        n_cols: int,
+        scratch: _Scratch | None = None,
+        split: str | None = None,
+    ) -> None:
         scratch = scratch or _Scratch(xp)  # the caller's: its copies go back to the pool with it
         rows, inner = w.shape
         self.xp, self.w = xp, w
@@ -272,7 +318,10 @@ class _StepMatmul:
         blocks = _row_blocks(rows, inner, n_cols)
         if xp is not np or len(blocks) == 1:
             return
-        if blocks[0].stop < _THIN_ROWS:
+        split = split or _default_split()
+        if split == "none":
+            return
+        if split == "auto" and blocks[0].stop < _THIN_ROWS:
             parts = _row_blocks(inner, rows, n_cols)  # the same sizes, along the inner axis
             if len(parts) > 1 and parts[0].stop >= _THIN_ROWS:
                 self.inner_parts = [(k, scratch.copy(w[:, k])) for k in parts]
@@ -292,6 +341,66 @@ class _StepMatmul:
         else:
             self.xp.matmul(self.w, x, out=out)
         return out
+
+
+class _ProductPlan:
+    """How one LSTM shape runs its per-step products with 2+ BLAS threads: "rows" (row
+    blocks on the calling thread) or "none" (one call each, threaded by OpenBLAS), found
+    by timing (see above). The first `passes` forward passes of the shape run "rows",
+    the next `passes` "none"; each pass's forward and backward loops are timed, and from
+    then on the way with the lower sum of the fastest forward and fastest backward is
+    kept, for the life of the process. The first pass of each way is not counted (first
+    touches of fresh buffers, OpenBLAS waking its threads). "rows" goes first so that its
+    passes are not slowed by OpenBLAS threads still spinning after threaded calls. One
+    plan per (shape, batch, dtype, thread count): `_PLANS`."""
+
+    passes = 4
+
+    def __init__(self) -> None:
+        self.started = 0
+        self.times: dict[str, tuple[list[float], list[float]]] = {
+            "rows": ([], []),
+            "none": ([], []),
+        }
+        self.choice: str | None = None
+
+    def next_way(self) -> str:
+        if self.choice is None:
+            n = self.started
+            self.started += 1
+            if n < 2 * self.passes:
+                return "rows" if n < self.passes else "none"
+            self.choice = self._faster()
+        return self.choice
+
+    def record(self, way: str, phase: int, seconds: float) -> None:
+        """phase 0: a forward loop, 1: a backward loop."""
+        if self.choice is None:
+            self.times[way][phase].append(seconds)
+
+    def _faster(self) -> str:
+        counted = {way: [t[1:] for t in times] for way, times in self.times.items()}
+        phases = [p for p in (0, 1) if all(counted[way][p] for way in counted)]
+        if not phases:  # too few passes were timed (e.g. interleaved shapes): keep blocks
+            return "rows"
+        cost = {way: sum(min(counted[way][p]) for p in phases) for way in counted}
+        return "rows" if cost["rows"] <= cost["none"] else "none"
+
+
+_PLANS: dict[tuple[Any, ...], _ProductPlan] = {}
+
+
+def _lstm_split(xp: Any, hid: int, rows: int, bsz: int, dtype: Any) -> tuple[str, Any]:
+    """How an LSTM's per-step products split now, and the plan timing them (or None)."""
+    big = max(4 * hid * rows, hid * 4 * hid) * bsz > _SMALL_GEMM
+    if xp is not np or not big or not _small_kernels():
+        return "none", None
+    threads = _blas_threads()
+    if threads <= 1:
+        return "auto", None
+    key = (hid, rows, bsz, np.dtype(dtype).str, threads)
+    plan = _PLANS.get(key) or _PLANS.setdefault(key, _ProductPlan())
+    return plan.next_way(), plan
 
 
 # Layout inside the fused ops: (time, features, batch), the transpose of the usual
@@ -360,7 +469,8 @@ class LSTMCellSequence(_PooledFunction):
         scale[:hid] = 1.0
         w_t = scratch((4 * hid, rows), dt)
         xp.multiply(w_all.T, scale, out=w_t)
-        w_step = _StepMatmul(xp, w_t, bsz, scratch)
+        split, plan = _lstm_split(xp, hid, rows, bsz, dt)
+        w_step = _StepMatmul(xp, w_t, bsz, scratch, split)
         # state[t] = [h_t; x_t; 1] (rows, B): the right-hand side of step t's product.
         state = self._buffer(xp, (steps + 1, rows, bsz), dt)
         state[:steps, hid:-1] = x.transpose(1, 2, 0)
@@ -405,6 +515,7 @@ class LSTMCellSequence(_PooledFunction):
         hs = state[:, :hid]
         gates = acts.reshape(steps, 4, hid, bsz)
         per_step = zip(state, acts, gates, c_prevs, c_nexts, t_cs, hs[1:], keep, strict=False)
+        started = time.perf_counter()
         for rhs, a, (g, i, f, o), c_prev, c, tc, h, (f_keep, o_dtanh) in per_step:
             w_step(rhs, a)
             tanh(a, out=a)
@@ -426,6 +537,9 @@ class LSTMCellSequence(_PooledFunction):
                 i_f = a[h1:h3]
                 mul(i_f, terms, out=i_f)  # g s_i (1 - s_i), c_prev s_f (1 - s_f)
                 o *= h  # tanh(c) s_o (1 - s_o)
+        if plan is not None:
+            plan.record(split, 0, time.perf_counter() - started)
+        self.split, self.plan = split, plan
         self.w_all = w_all
         self.acts, self.state, self.cs, self.tcs = acts, state, cs, tcs
         self.x_dtype = x.dtype
@@ -491,29 +605,41 @@ class LSTMCellSequence(_PooledFunction):
         dc = scratch.zeros((hid, bsz), dt) if g_cell is None else scratch.copy(g_cell.T, dt)
         tmp = scratch((hid, bsz), dt)
         gyt, dh = _incoming_grad(gy, hid, dt, self.return_sequences, scratch)
-        w_hh_r = _StepMatmul(xp, self.w_all[:hid], bsz, scratch)
+        split, plan = self.split, self.plan
+        w_hh_r = _StepMatmul(xp, self.w_all[:hid], bsz, scratch, split)
         need = self.needs_input_grad
         rows = state.shape[1]
         need_w = need[1] or need[2] or need[3]
-        # On the CPU the input and weight gradients are summed step by step in the loop,
-        # while the step's gate gradients are still in cache, in products small enough
-        # for OpenBLAS's small-matrix kernels (`_row_blocks`); after the loop they would
-        # need the whole (T, 4H, B) gradient copied to (4H, T*B) and read again (measured in
-        # paired runs: -0.15 ms a step at one thread, -0.07 at two). A GPU prefers the few big
-        # products after the loop.
-        in_loop = xp is np and _GRADS_IN_LOOP
+        # With one BLAS thread the input and weight gradients are summed step by step in the
+        # loop, while the step's gate gradients are still in cache, in products small enough
+        # for OpenBLAS's small-matrix kernels (`_row_blocks`); after the loop they need the
+        # whole (T, 4H, B) gradient copied to (4H, T*B) and read again (Xeon, paired runs:
+        # -0.15 ms a step). With more threads they are the one part of backward that is not
+        # a chain of steps, so they go after the loop, as a few big products that OpenBLAS
+        # spreads over its threads (EPYC, 2 threads, alternated processes: 41.8k -> 44.9k
+        # samples/s; the Xeon had measured 0.07 ms a step the other way, with per-step
+        # products that were not threaded). A GPU always prefers the few big products.
+        # Decided by the thread count, never by timing: the two sum in different orders.
+        in_loop = xp is np and (
+            _GRADS_IN_LOOP if _GRADS_IN_LOOP is not None else _blas_threads() <= 1
+        )
         if in_loop:
             if need_w:
                 inputs_t = scratch((steps, bsz, rows), dt)  # [h_t; x_t; 1]^T per step
                 xp.copyto(inputs_t, state[:-1].transpose(0, 2, 1))
                 gw = scratch.zeros((4 * hid, rows), dt)  # [gW_hh; gW_ih; gb]^T
                 gw_t = scratch((4 * hid, rows), dt)
-                gw_rows = _row_blocks(4 * hid, bsz, rows)
+                # always blocks where OpenBLAS has small-matrix kernels: with 66 columns,
+                # blocks and one call differ in the last bits, and the plan must not change
+                # a run's numbers
+                split_gw = _small_kernels()
+                gw_rows = _row_blocks(4 * hid, bsz, rows) if split_gw else [slice(None)]
             if need[0]:
                 gx_t = scratch((steps, rows - hid - 1, bsz), dt)
-                w_in = _StepMatmul(xp, self.w_all[hid:-1], bsz, scratch)
+                w_in = _StepMatmul(xp, self.w_all[hid:-1], bsz, scratch, split)
         mul = xp.multiply
         grads = acts.reshape(steps, 4, hid, bsz)  # each step's gradients, written over acts
+        started = time.perf_counter()
         for t in range(steps - 1, -1, -1):
             if gyt is not None:
                 dh += gyt[t]
@@ -535,6 +661,8 @@ class LSTMCellSequence(_PooledFunction):
                     gw += gw_t
                 if need[0]:
                     w_in(grad, gx_t[t])
+        if plan is not None:
+            plan.record(split, 1, time.perf_counter() - started)
         gx = gw_all = None
         if in_loop:
             if need[0]:  # a fresh array: gx_t goes back to the pool
