@@ -228,7 +228,7 @@ def torch_step(model: str, x: np.ndarray, y: np.ndarray, params: list[np.ndarray
 def _threadpools() -> list[dict[str, Any]]:
     from threadpoolctl import threadpool_info
 
-    keep = ("user_api", "internal_api", "num_threads", "version", "threading_layer")
+    keep = ("user_api", "internal_api", "num_threads", "version", "threading_layer", "architecture")
     out = []
     for info in threadpool_info():
         entry = {k: info[k] for k in keep if k in info}

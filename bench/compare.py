@@ -242,11 +242,36 @@ def first_step_rows(children: list[Child], frameworks: list[Framework]) -> list[
 
 def _pools(c: Child) -> str:
     return "; ".join(
-        f"{p.get('internal_api')} {p.get('version') or ''} {p.get('num_threads')} threads".replace(
-            "  ", " "
-        )
+        f"{p.get('internal_api')} {p.get('version') or ''} {p.get('architecture') or ''} "
+        f"{p.get('num_threads')} threads".replace("  ", " ")
         for p in c.result.get("threadpools", [])
     )
+
+
+def blas_note(children: list[Child]) -> str:
+    """Which BLAS kernels the engine's children ran, and whether the environment chose them.
+
+    OPENBLAS_CORETYPE (passed to the children like the rest of the environment, since a
+    user's own training runs with it too) can force older kernels than the CPU has: with
+    `Haswell` on an AVX-512 CPU the engine's matrix products run on AVX2 (measured on an
+    AMD EPYC: 1.3-1.6x slower products), while PyTorch's MKL ignores the variable."""
+    kernels = sorted(
+        {
+            f"{p.get('internal_api')} {p.get('architecture')}"
+            for c in _ok(children)
+            if c.fw.framework == "engine"
+            for p in c.result.get("threadpools", [])
+            if p.get("architecture")
+        }
+    )
+    note = f"engine BLAS kernels: {', '.join(kernels) or 'not reported'}"
+    forced = os.environ.get("OPENBLAS_CORETYPE")
+    if forced:
+        note += (
+            f" (OPENBLAS_CORETYPE={forced} is set in this environment and chose them; "
+            "`env -u OPENBLAS_CORETYPE make bench` lets OpenBLAS pick the CPU's own)"
+        )
+    return note
 
 
 # ------------------------------------------------------------------------- main
@@ -362,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
             f"\nload average {_fmt_load(load_before)} before, {_fmt_load(load_after)} after, "
             f"1-min {min(loads, default=0):.2f}-{max(loads, default=0):.2f} during"
         )
+        print(blas_note(children))
     else:
         print("\nChildren (one fresh process each; the evidence):")
         for c in children:
@@ -396,6 +422,7 @@ def main(argv: list[str] | None = None) -> int:
             f"\nload average (1, 5, 15 min): before {_fmt_load(load_before)}, after {_fmt_load(load_after)}; "
             f"1-min {min(loads, default=0):.2f}-{max(loads, default=0):.2f} at the children's starts; {os.cpu_count()} cpus"
         )
+        print(blas_note(children))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         doc = {

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 import warnings
@@ -74,6 +75,25 @@ def test_engine_jobs_run_in_fresh_processes_without_torch(tmp_path: Path) -> Non
         )
         assert abs(learner["loss_last"] - raw["loss_last"]) < 1e-4
     assert "PyTorch: SKIP" in stdout
+    # the kernels the engine ran are reported, and who chose them
+    kernels = {p["architecture"] for c in kids for p in c["threadpools"] if p.get("architecture")}
+    assert kernels and all(f"openblas {k}" in stdout for k in kernels)
+    forced = os.environ.get("OPENBLAS_CORETYPE")
+    assert (f"OPENBLAS_CORETYPE={forced} is set" in stdout) == bool(forced)
+
+
+def test_a_forced_blas_kernel_is_named_in_the_report(tmp_path: Path) -> None:
+    """OPENBLAS_CORETYPE reaches the engine's children (a user's training runs with it
+    too) and the report says that the environment, not OpenBLAS, chose the kernels."""
+    cmd = [sys.executable, str(COMPARE), "--engine-python", sys.executable, "--models", "mlp"]
+    cmd += ["--rounds", "1", "--steps", "2", "--warmup", "1", "--first-step-runs", "0"]
+    cmd += ["--threads", "1", "--no-torch", "--no-raw", "--markdown-only"]
+    core = "ARMV8" if platform.machine() in ("aarch64", "arm64") else "Sandybridge"  # any AVX
+    env = {**os.environ, "OPENBLAS_CORETYPE": core}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"engine BLAS kernels: openblas {core}" in proc.stdout
+    assert f"OPENBLAS_CORETYPE={core} is set in this environment" in proc.stdout
 
 
 def test_torch_jobs_run_in_their_own_interpreter(tmp_path: Path) -> None:
