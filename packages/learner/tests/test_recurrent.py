@@ -563,6 +563,9 @@ def test_an_lstm_trains_through_a_product_plan(monkeypatch) -> None:
     assert all(p.grad is not None and np.isfinite(p.grad.data).all() for p in model.parameters())
     (plan,) = recurrent._PLANS.values()
     assert plan.choice in ("rows", "none")
+    with no_grad():  # inference times no factors: a plan of its own
+        model(x)
+    assert len(recurrent._PLANS) == 2
     assert all(len(times[0]) == plan.passes for times in plan.times.values())
     assert all(len(times[1]) == plan.passes for times in plan.times.values())
 

@@ -352,7 +352,7 @@ class _ProductPlan:
     kept, for the life of the process. The first pass of each way is not counted (first
     touches of fresh buffers, OpenBLAS waking its threads). "rows" goes first so that its
     passes are not slowed by OpenBLAS threads still spinning after threaded calls. One
-    plan per (shape, batch, dtype, thread count): `_PLANS`."""
+    plan per (shape, batch, dtype, thread count, training or not): `_PLANS`."""
 
     passes = 4
 
@@ -390,15 +390,19 @@ class _ProductPlan:
 _PLANS: dict[tuple[Any, ...], _ProductPlan] = {}
 
 
-def _lstm_split(xp: Any, hid: int, rows: int, bsz: int, dtype: Any) -> tuple[str, Any]:
-    """How an LSTM's per-step products split now, and the plan timing them (or None)."""
+def _lstm_split(
+    xp: Any, hid: int, rows: int, bsz: int, dtype: Any, training: bool = True
+) -> tuple[str, Any]:
+    """How an LSTM's per-step products split now, and the plan timing them (or None).
+    Training and inference passes have plans of their own (a training forward also
+    computes backward's factors, so their times do not compare)."""
     big = max(4 * hid * rows, hid * 4 * hid) * bsz > _SMALL_GEMM
     if xp is not np or not big or not _small_kernels():
         return "none", None
     threads = _blas_threads()
     if threads <= 1:
         return "auto", None
-    key = (hid, rows, bsz, np.dtype(dtype).str, threads)
+    key = (hid, rows, bsz, np.dtype(dtype).str, threads, training)
     plan = _PLANS.get(key) or _PLANS.setdefault(key, _ProductPlan())
     return plan.next_way(), plan
 
@@ -469,7 +473,7 @@ class LSTMCellSequence(_PooledFunction):
         scale[:hid] = 1.0
         w_t = scratch((4 * hid, rows), dt)
         xp.multiply(w_all.T, scale, out=w_t)
-        split, plan = _lstm_split(xp, hid, rows, bsz, dt)
+        split, plan = _lstm_split(xp, hid, rows, bsz, dt, any(self.needs_input_grad))
         w_step = _StepMatmul(xp, w_t, bsz, scratch, split)
         # state[t] = [h_t; x_t; 1] (rows, B): the right-hand side of step t's product.
         state = self._buffer(xp, (steps + 1, rows, bsz), dt)
