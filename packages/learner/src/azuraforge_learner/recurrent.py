@@ -636,11 +636,9 @@ class LSTMCellSequence(_PooledFunction):
                 xp.copyto(inputs_t, state[:-1].transpose(0, 2, 1))
                 gw = scratch.zeros((4 * hid, rows), dt)  # [gW_hh; gW_ih; gb]^T
                 gw_t = scratch((4 * hid, rows), dt)
-                # always blocks where OpenBLAS has small-matrix kernels: with 66 columns,
-                # blocks and one call differ in the last bits, and the plan must not change
-                # a run's numbers
-                split_gw = _small_kernels()
-                gw_rows = _row_blocks(4 * hid, bsz, rows) if split_gw else [slice(None)]
+                # row blocks where OpenBLAS has small-matrix kernels (which run them
+                # faster), else one call; decided by the kernels alone, never by timing
+                gw_rows = _row_blocks(4 * hid, bsz, rows) if _small_kernels() else [slice(None)]
             if need[0]:
                 gx_t = scratch((steps, rows - hid - 1, bsz), dt)
                 w_in = _StepMatmul(xp, self.w_all[hid:-1], bsz, scratch, split)
