@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -144,9 +146,10 @@ def test_lstm_gradients_match_finite_differences(num_layers: int, return_sequenc
 def test_lstm_cpu_and_gpu_ways_agree(monkeypatch) -> None:
     """On numpy the LSTM's forward also computes the factors backward needs, step by step,
     and backward sums the input and weight gradients inside its loop (in row blocks, at
-    this size); CuPy gets whole-sequence passes and a few big products instead. Every mix
-    of the two on the same float64 model: the same outputs and gradients, inputs included,
-    also for a second backward through a retained graph."""
+    this size), and its gates go through exp; CuPy gets whole-sequence passes, a few big
+    products and tanh gates instead. Every mix of them on the same float64 model: the same
+    outputs and gradients, inputs included, also for a second backward through a retained
+    graph."""
     from azuraforge_learner import recurrent
 
     af.manual_seed(4)
@@ -157,9 +160,11 @@ def test_lstm_cpu_and_gpu_ways_agree(monkeypatch) -> None:
     assert len(recurrent._row_blocks(4 * 48, 128, 48 + 48 + 1)) > 1  # layer 2 is split
     weights = np.random.default_rng(5).standard_normal((128, 6, 48))
     results = []
-    for factors, in_loop in ((True, True), (True, False), (False, True), (False, False)):
+    ways = itertools.product((True, False), repeat=3)
+    for factors, in_loop, by_exp in ways:
         monkeypatch.setattr(recurrent, "_FACTORS_IN_FORWARD", factors)
         monkeypatch.setattr(recurrent, "_GRADS_IN_LOOP", in_loop)
+        monkeypatch.setattr(recurrent, "_GATES_BY_EXP", by_exp)
         model.zero_grad()
         x.grad = None
         out = model(x)
@@ -174,6 +179,36 @@ def test_lstm_cpu_and_gpu_ways_agree(monkeypatch) -> None:
     for got in results[:-1]:
         for a, b in zip(got, results[-1], strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("cls", [LSTM, GRU])
+def test_float32_gates_saturate_without_overflow(monkeypatch, cls) -> None:
+    """Pre-activations far beyond float32's exp range (|v| ~ 1e4): every gate saturates to
+    exactly 0 or 1 (tanh to -1 or 1) both ways, exp and tanh, so both give the same outputs;
+    outputs and gradients are finite, and no overflow warning escapes (exp(-v) = inf is
+    the right limit of 1 / (1 + exp(-v)))."""
+    from azuraforge_learner import recurrent
+
+    rng = np.random.default_rng(7)
+    xs = rng.choice([-10.0, 10.0], size=(5, 6, 3)).astype(np.float32)
+    outs = []
+    for by_exp in (True, False):
+        monkeypatch.setattr(recurrent, "_GATES_BY_EXP", by_exp)
+        model = cls(3, 4, return_sequences=True)
+        for k, p in enumerate(model.parameters()):
+            signs = np.random.default_rng(k).choice([-1.0, 1.0], size=p.data.shape)
+            p.data[...] = signs * 1e3
+        x = Tensor(xs.copy(), requires_grad=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            out = model(x)
+            out.sum().backward()
+        assert out.data.dtype == np.float32
+        assert np.all(np.isfinite(out.data)) and np.all(np.abs(out.data) <= 1)
+        for p in [x, *model.parameters()]:
+            assert np.all(np.isfinite(p.grad.data))
+        outs.append(out.data)
+    np.testing.assert_array_equal(outs[0], outs[1])
 
 
 def test_lstm_initial_state_gradients_and_final_state() -> None:
@@ -234,7 +269,13 @@ def test_lstm_initialisation() -> None:
 # ------------------------------------------------------------------------- GRU
 @pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("return_sequences", [False, True])
-def test_gru_matches_unfused_reference(num_layers: int, return_sequences: bool) -> None:
+@pytest.mark.parametrize("by_exp", [True, False])  # gates through exp (CPU) or tanh (GPU)
+def test_gru_matches_unfused_reference(
+    monkeypatch, num_layers: int, return_sequences: bool, by_exp: bool
+) -> None:
+    from azuraforge_learner import recurrent
+
+    monkeypatch.setattr(recurrent, "_GATES_BY_EXP", by_exp)
     af.manual_seed(0)
     model = GRU(3, 4, num_layers=num_layers, return_sequences=return_sequences)
     to_float64(model)
@@ -248,7 +289,13 @@ def test_gru_matches_unfused_reference(num_layers: int, return_sequences: bool) 
 
 @pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("return_sequences", [False, True])
-def test_gru_gradients_match_finite_differences(num_layers: int, return_sequences: bool) -> None:
+@pytest.mark.parametrize("by_exp", [True, False])  # gates through exp (CPU) or tanh (GPU)
+def test_gru_gradients_match_finite_differences(
+    monkeypatch, num_layers: int, return_sequences: bool, by_exp: bool
+) -> None:
+    from azuraforge_learner import recurrent
+
+    monkeypatch.setattr(recurrent, "_GATES_BY_EXP", by_exp)
     af.manual_seed(1)
     model = GRU(2, 3, num_layers=num_layers, return_sequences=return_sequences)
     to_float64(model)
