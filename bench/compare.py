@@ -70,6 +70,7 @@ class Child:
     result: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)  # from the parent's stamp
     load: float = 0.0
+    steal: float | None = None  # share of CPU time stolen by the host while it ran
     error: str = ""
 
 
@@ -79,6 +80,33 @@ def _load() -> tuple[float, float, float]:
 
 def _fmt_load(v: tuple[float, ...]) -> str:
     return " ".join(f"{x:.2f}" for x in v)
+
+
+def _cpu_ticks(stat: Path = Path("/proc/stat")) -> tuple[int, int] | None:
+    """(steal, total) clock ticks of all CPUs since boot, from Linux's /proc/stat; None
+    elsewhere. Steal is the time the hypervisor ran something else while one of this VM's
+    vCPUs wanted to run: load that the load average never shows, and the usual reason a
+    2-thread run on a small VM is slow (a threaded product waits for the stolen thread)."""
+    try:
+        first = stat.read_text().splitlines()[0].split()
+    except (OSError, IndexError):
+        return None
+    if len(first) < 9 or first[0] != "cpu":
+        return None
+    # user nice system idle iowait irq softirq steal (guest time is already in user)
+    ticks = [int(v) for v in first[1:9]]
+    return ticks[7], sum(ticks)
+
+
+def _steal_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """The share of all CPU time between two `_cpu_ticks` readings that was stolen."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
+
+
+def _fmt_share(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f}%"
 
 
 def _child_env(threads: int) -> dict[str, str]:
@@ -109,10 +137,12 @@ def run_child(
     if warmup is not None:
         cmd += ["--warmup", str(warmup)]
     child = Child(fw, model, threads, rnd, first_step, load=_load()[0])
+    ticks = _cpu_ticks()
     t0 = time.time()  # stamped before the process exists: interpreter start-up counts
     proc = subprocess.run(
         cmd, capture_output=True, text=True, env=_child_env(threads), cwd=REPO_ROOT, check=False
     )
+    child.steal = _steal_share(ticks, _cpu_ticks())
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         child.error = f"exit {proc.returncode}: {(proc.stderr or proc.stdout)[-1500:]}"
@@ -319,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     subprocess.run([engine_py, "-m", "compileall", "-q", *map(str, sources)], check=False,
                    stdout=subprocess.DEVNULL)  # fmt: skip
     load_before = _load()
+    ticks_before = _cpu_ticks()
     say(
         f"parent pid {os.getpid()}, {os.cpu_count()} cpus, load average before {_fmt_load(load_before)}"
     )
@@ -366,6 +397,11 @@ def main(argv: list[str] | None = None) -> int:
                     say(f"  FAILED first step {fw.key}: {c.error}")
     load_after = _load()
     loads = [c.load for c in children]
+    steal = _steal_share(ticks_before, _cpu_ticks())
+    steals = [c.steal for c in children if c.steal is not None]
+    steal_note = f"CPU time stolen by the host (hypervisor): {_fmt_share(steal)} of the run" + (
+        f", {_fmt_share(min(steals))}-{_fmt_share(max(steals))} per child" if steals else ""
+    )
 
     rows, details, records = summarize(children, frameworks, args.models, args.threads)
     main_headers, detail_headers = headers(frameworks)
@@ -387,6 +423,7 @@ def main(argv: list[str] | None = None) -> int:
             f"\nload average {_fmt_load(load_before)} before, {_fmt_load(load_after)} after, "
             f"1-min {min(loads, default=0):.2f}-{max(loads, default=0):.2f} during"
         )
+        print(steal_note)
         print(blas_note(children))
     else:
         print("\nChildren (one fresh process each; the evidence):")
@@ -422,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
             f"\nload average (1, 5, 15 min): before {_fmt_load(load_before)}, after {_fmt_load(load_after)}; "
             f"1-min {min(loads, default=0):.2f}-{max(loads, default=0):.2f} at the children's starts; {os.cpu_count()} cpus"
         )
+        print(steal_note)
         print(blas_note(children))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -429,6 +467,7 @@ def main(argv: list[str] | None = None) -> int:
             "parent_pid": os.getpid(),
             "load_before": load_before,
             "load_after": load_after,
+            "steal_share": steal,
             "torch": torch_note or "ok",
             "summary": records,
             "children": [
@@ -442,6 +481,7 @@ def main(argv: list[str] | None = None) -> int:
                     "round": c.round,
                     "first_step": c.first_step,
                     "seconds": c.seconds,
+                    "steal_share": c.steal,
                     "error": c.error,
                 }
                 for c in children

@@ -80,6 +80,33 @@ def test_engine_jobs_run_in_fresh_processes_without_torch(tmp_path: Path) -> Non
     assert kernels and all(f"openblas {k}" in stdout for k in kernels)
     forced = os.environ.get("OPENBLAS_CORETYPE")
     assert (f"OPENBLAS_CORETYPE={forced} is set" in stdout) == bool(forced)
+    # the host's steal time is reported, for the run and for each child
+    assert "CPU time stolen by the host (hypervisor): " in stdout
+    if Path("/proc/stat").exists():
+        assert 0 <= doc["steal_share"] <= 1
+        assert all(0 <= c["steal_share"] <= 1 for c in kids)
+
+
+def test_steal_share_is_read_from_proc_stat(tmp_path: Path) -> None:
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        import compare
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+    stat = tmp_path / "stat"
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    stat.write_text("cpu  100 0 50 800 10 0 5 35 20 0\ncpu0 50 0 25 400 5 0 2 18 10 0\n")
+    before = compare._cpu_ticks(stat)
+    assert before == (35, 1000)  # guest time is already counted in user
+    stat.write_text("cpu  200 0 60 1500 10 0 5 225 40 0\n")
+    after = compare._cpu_ticks(stat)
+    assert after == (225, 2000)
+    assert compare._steal_share(before, after) == 0.19
+    assert compare._steal_share(None, after) is None
+    assert compare._steal_share(after, after) is None  # no time passed
+    stat.write_text("intr 1 2 3\n")  # not Linux's layout
+    assert compare._cpu_ticks(stat) is None
+    assert compare._cpu_ticks(tmp_path / "missing") is None
 
 
 def test_a_forced_blas_kernel_is_named_in_the_report(tmp_path: Path) -> None:
