@@ -93,3 +93,64 @@ def test_artifacts_models_and_deletion_go_through_the_bucket(
         assert f"runs/{kept_id}/model.json" in left
         assert not (cache / experiment_id).exists()
         _error(client.get(f"{API}/experiments/{experiment_id}/artifacts/model.json"), 404)
+
+
+def _check_ranges(client, url: str, *, bucket: bool) -> None:
+    """The answers to Range requests that local files (Starlette's FileResponse) and the
+    bucket (its own range requests) must give alike."""
+    whole = client.get(url)
+    assert whole.status_code == 200
+    body = whole.content
+    n = len(body)
+    assert n > 12
+    partial = {
+        "bytes=0-4": (0, 4),
+        "bytes=5-": (5, n - 1),
+        "bytes=-3": (n - 3, n - 1),
+        "bytes=2-2": (2, 2),
+        "bytes=0-99999999": (0, n - 1),  # the end is clamped to the object
+    }
+    for header, (first, last) in partial.items():
+        got = client.get(url, headers={"Range": header})
+        assert got.status_code == 206, (header, got.status_code, got.text)
+        assert got.content == body[first : last + 1], header
+        assert got.headers["content-range"] == f"bytes {first}-{last}/{n}", header
+        assert got.headers["content-length"] == str(last - first + 1)
+        assert got.headers["accept-ranges"] == "bytes"
+    for header in (f"bytes={n}-", f"bytes={n + 10}-{n + 20}", "bytes=-0"):
+        got = client.get(url, headers={"Range": header})
+        assert got.status_code == 416, (header, got.status_code)
+        assert got.headers["content-range"] == f"bytes */{n}"
+    for header in ("items=0-4", "bytes=5-2", "bytes=abc", "bytes="):
+        got = client.get(url, headers={"Range": header})
+        assert got.status_code == 400, (header, got.status_code)
+    # If-Range that does not match: the whole file, which is always a correct answer
+    got = client.get(url, headers={"Range": "bytes=0-4", "If-Range": '"stale"'})
+    assert got.status_code == 200 and got.content == body
+    if bucket:  # S3 cannot answer several ranges at once: the whole object
+        got = client.get(url, headers={"Range": "bytes=0-1, 4-5"})
+        assert got.status_code == 200 and got.content == body
+        huge = "bytes=" + "9" * 30 + "-"  # past int64: not a range S3 is asked for
+        assert _error(client.get(url, headers={"Range": huge}), 400)["code"] == "bad_range"
+        err = _error(client.get(url, headers={"Range": f"bytes={n}-"}), 416)
+        assert err["code"] == "range_not_satisfiable" and str(n) in err["message"]
+
+
+def test_range_requests_are_answered_alike_from_the_bucket_and_from_local_files(
+    tmp_path: Path, trainer: str, s3_settings: dict[str, str]
+) -> None:
+    """A resumed download or a seek asks for a byte range: 206 with the part, 416 past the
+    end, 400 for a header that is not a byte range, whether the file is local or in the
+    bucket (where the API turns it into the bucket's own range request)."""
+    local = make_settings(tmp_path / "local")
+    with signed_in_client(local, run_jobs=False, serve_dashboard=False) as client:
+        experiment_id = _train(_store(client), client, trainer, {"epochs": 2})
+        _check_ranges(
+            client, f"{API}/experiments/{experiment_id}/artifacts/report.md", bucket=False
+        )
+    remote = make_settings(tmp_path / "remote", **s3_settings)
+    with signed_in_client(remote, run_jobs=False, serve_dashboard=False) as client:
+        store = _store(client)
+        experiment_id = _train(store, client, trainer, {"epochs": 2})
+        shutil.rmtree(store.artifact_root)  # only the bucket has the files now
+        _check_ranges(client, f"{API}/experiments/{experiment_id}/artifacts/report.md", bucket=True)

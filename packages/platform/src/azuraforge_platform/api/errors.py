@@ -34,6 +34,7 @@ _CODES = {
     409: "conflict",
     413: "too_large",
     415: "unsupported_media_type",
+    416: "range_not_satisfiable",
     422: "validation_error",
     429: "rate_limited",
     500: "internal_error",
@@ -155,6 +156,7 @@ _DESCRIPTIONS = {
     404: "Not found",
     409: "Conflict with the current state",
     413: "Request body too large",
+    416: "The byte range starts past the end (Content-Range: bytes */SIZE)",
     422: "Invalid input; `fields` names each offending field",
     503: "Busy: try again shortly",
 }

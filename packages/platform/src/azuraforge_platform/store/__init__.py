@@ -1,6 +1,6 @@
 """The experiment store: experiments, metrics, logs, events, artifacts and uploads in SQL."""
 
-from azuraforge_platform.store.bucket import ArtifactBucket
+from azuraforge_platform.store.bucket import ArtifactBucket, one_byte_range
 from azuraforge_platform.store.engine import make_engine, normalize_url
 from azuraforge_platform.store.experiment_store import ExperimentStore
 from azuraforge_platform.store.experiments import SORT_FIELDS
@@ -19,6 +19,7 @@ from azuraforge_platform.store.model_registry import (
 from azuraforge_platform.store.records import (
     ArtifactNotFoundError,
     ArtifactPathError,
+    ArtifactRangeError,
     ArtifactRecord,
     EventRecord,
     ExperimentNotFoundError,
@@ -39,6 +40,7 @@ __all__ = [
     "ArtifactBucket",
     "ArtifactNotFoundError",
     "ArtifactPathError",
+    "ArtifactRangeError",
     "ArtifactRecord",
     "EventRecord",
     "ExperimentNotFoundError",
@@ -64,4 +66,5 @@ __all__ = [
     "make_engine",
     "normalize_url",
     "upgrade",
+    "one_byte_range",
 ]

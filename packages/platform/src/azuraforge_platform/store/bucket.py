@@ -23,12 +23,22 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from azuraforge_platform.store.records import ArtifactNotFoundError, ArtifactPathError
+from azuraforge_platform.store.records import (
+    ArtifactNotFoundError,
+    ArtifactPathError,
+    ArtifactRangeError,
+)
 
 if TYPE_CHECKING:
     from azuraforge_platform.settings import Settings
 
-__all__ = ["ArtifactBucket", "BucketObject", "check_experiment_id", "clean_relative"]
+__all__ = [
+    "ArtifactBucket",
+    "BucketObject",
+    "check_experiment_id",
+    "clean_relative",
+    "one_byte_range",
+]
 
 _CHUNK = 1024 * 1024
 _DELETE_BATCH = 1000  # DeleteObjects takes at most this many keys
@@ -53,12 +63,37 @@ def clean_relative(relative: str) -> str:
     return path.as_posix()
 
 
+_RANGE_PART = re.compile(r"(\d{0,19})-(\d{0,19})")  # offsets up to 19 digits (int64)
+
+
+def one_byte_range(header: str) -> str | None:
+    """An HTTP Range header as the one `bytes=` range to ask the bucket for, read as
+    Starlette reads it for local files (so both storages answer alike): None when the
+    whole object is to be sent (several ranges, which S3 cannot serve in one answer),
+    `ValueError` naming the problem for a header that is not a byte range."""
+    units, sep, spec = header.partition("=")
+    if not sep or units.strip().lower() != "bytes":
+        raise ValueError("the Range header must be bytes=<first>-<last>")
+    parts = [p.strip() for p in spec.split(",") if p.strip() not in ("", "-")]
+    if len(parts) > 1:
+        return None
+    found = _RANGE_PART.fullmatch(parts[0]) if parts else None
+    if found is None or found.groups() == ("", ""):
+        raise ValueError("the Range header names no byte range")
+    first, last = found.groups()
+    if first and last and int(last) < int(first):
+        raise ValueError("the Range header's range ends before it starts")
+    return f"bytes={first}-{last}"
+
+
 @dataclass(frozen=True)
 class BucketObject:
-    """An object being read: its size and a stream of its bytes (close it when done)."""
+    """An object being read: its size (of the part asked for), a stream of its bytes
+    (close it when done) and, for a byte range, S3's `bytes first-last/size`."""
 
     size: int
     body: Any
+    content_range: str | None = None
 
     def chunks(self) -> Iterator[bytes]:
         try:
@@ -67,10 +102,13 @@ class BucketObject:
             self.body.close()
 
 
-def _missing(error: Exception) -> bool:
+def _error_code(error: Exception) -> str:
     response = getattr(error, "response", None) or {}
-    code = str(response.get("Error", {}).get("Code", ""))
-    return code in ("404", "NoSuchKey", "NotFound")
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def _missing(error: Exception) -> bool:
+    return _error_code(error) in ("404", "NoSuchKey", "NotFound")
 
 
 class ArtifactBucket:
@@ -172,15 +210,30 @@ class ArtifactBucket:
             raise
         return int(meta["ContentLength"]), str(meta["ETag"])
 
-    def open(self, experiment_id: str, relative: str) -> BucketObject:
-        """Start reading one object (stream it with `chunks()`)."""
+    def open(
+        self, experiment_id: str, relative: str, byte_range: str | None = None
+    ) -> BucketObject:
+        """Start reading one object, or the `bytes=first-last` part of it (see
+        `one_byte_range`); stream it with `chunks()`. `ArtifactRangeError` for a range
+        that starts past the end."""
+        key = self.key(experiment_id, relative)
+        if byte_range == "bytes=-0":  # S3 would send the whole object; nothing is asked for
+            raise ArtifactRangeError(byte_range, self.head(experiment_id, relative)[0])
+        extra = {"Range": byte_range} if byte_range else {}
         try:
-            got = self.client.get_object(Bucket=self.bucket, Key=self.key(experiment_id, relative))
+            got = self.client.get_object(Bucket=self.bucket, Key=key, **extra)
         except Exception as exc:
             if _missing(exc):
                 raise ArtifactNotFoundError(experiment_id, relative) from None
+            if byte_range and _error_code(exc) == "InvalidRange":
+                size = self.head(experiment_id, relative)[0]
+                raise ArtifactRangeError(byte_range, size) from None
             raise
-        return BucketObject(size=int(got["ContentLength"]), body=got["Body"])
+        return BucketObject(
+            size=int(got["ContentLength"]),
+            body=got["Body"],
+            content_range=got.get("ContentRange") if byte_range else None,
+        )
 
     def download(self, experiment_id: str, relative: str, dest: Path) -> None:
         """Write the object to `dest` atomically (a reader never sees half a file)."""

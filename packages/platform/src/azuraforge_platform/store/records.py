@@ -44,6 +44,14 @@ class ArtifactPathError(StoreError, ValueError):
     """A path that does not name a file inside an experiment's artifact folder."""
 
 
+class ArtifactRangeError(StoreError, ValueError):
+    """A byte range that starts at or after the end of the artifact (HTTP 416)."""
+
+    def __init__(self, byte_range: str, size: int) -> None:
+        self.size = size
+        super().__init__(f"range {byte_range!r} starts past the artifact's {size} bytes")
+
+
 class ArtifactNotFoundError(StoreError, LookupError):
     def __init__(self, experiment_id: str, path: str) -> None:
         self.experiment_id = experiment_id

@@ -54,10 +54,12 @@ from azuraforge_platform.paths import client_path_policy
 from azuraforge_platform.store import (
     ArtifactNotFoundError,
     ArtifactPathError,
+    ArtifactRangeError,
     ExperimentRecord,
     ExperimentStatus,
     ExperimentStore,
     InvalidTransitionError,
+    one_byte_range,
 )
 
 router = APIRouter(prefix="/experiments", tags=["experiments"])
@@ -350,6 +352,8 @@ def _artifact_errors() -> Iterator[None]:
         raise ApiError(400, str(exc), code="bad_path") from None
     except ArtifactNotFoundError as exc:
         raise ApiError(404, str(exc)) from None
+    except ArtifactRangeError as exc:
+        raise ApiError(416, str(exc), headers={"Content-Range": f"bytes */{exc.size}"}) from None
 
 
 def _disposition(kind: str, filename: str) -> str:
@@ -364,33 +368,49 @@ def _disposition(kind: str, filename: str) -> str:
     response_class=FileResponse,
     responses={
         200: {"content": {"application/octet-stream": {}}, "description": "The file"},
-        **responses(400, 404),
+        206: {"description": "The byte range asked for in a Range header"},
+        **responses(400, 404, 416),
     },
     summary="Download one artifact",
 )
 async def download_artifact(
     experiment: ExperimentDep,
     store: StoreDep,
+    request: Request,
     path: Annotated[str, Path(max_length=500)],
     download: Annotated[bool, Query(description="As an attachment")] = False,
 ) -> Response:
     disposition = "attachment" if download else "inline"
     bucket = store.bucket
-    if bucket is None:
+    if bucket is None:  # Starlette answers Range requests itself (206, 416, several ranges)
         with _artifact_errors():
             target = store.artifact_file(experiment.id, path)
         return FileResponse(target, filename=target.name, content_disposition_type=disposition)
-    # From the bucket, streamed: the API's machine keeps no copy of what it serves
+    # From the bucket, streamed: the API's machine keeps no copy of what it serves. A
+    # Range header (a resumed download, a seek) becomes the bucket's own range request;
+    # with If-Range the whole object is sent, which is always a correct answer.
+    byte_range = None
+    header = request.headers.get("range")
+    if header is not None and "if-range" not in request.headers:
+        try:
+            byte_range = one_byte_range(header)
+        except ValueError as exc:
+            raise ApiError(400, str(exc), code="bad_range") from None
     with _artifact_errors():
-        found = await run_in_threadpool(bucket.open, experiment.id, path)
+        found = await run_in_threadpool(bucket.open, experiment.id, path, byte_range)
     name = PurePosixPath(path).name
+    headers = {
+        "Content-Length": str(found.size),
+        "Content-Disposition": _disposition(disposition, name),
+        "Accept-Ranges": "bytes",
+    }
+    if found.content_range:
+        headers["Content-Range"] = found.content_range
     return StreamingResponse(
         found.chunks(),  # a sync iterator: Starlette reads it in its thread pool
+        status_code=206 if found.content_range else 200,
         media_type=mimetypes.guess_type(name)[0] or "application/octet-stream",
-        headers={
-            "Content-Length": str(found.size),
-            "Content-Disposition": _disposition(disposition, name),
-        },
+        headers=headers,
     )
 
 
