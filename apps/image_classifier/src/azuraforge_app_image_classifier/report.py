@@ -80,25 +80,33 @@ def logistic_regression_baseline(
     l2: float = 1e-4,
 ) -> np.ndarray:
     """Multinomial logistic regression on the raw pixels, full-batch gradient descent with
-    momentum, in plain numpy: the linear model the CNN must clearly beat."""
+    momentum, in plain numpy: the linear model the CNN must clearly beat.
+
+    The scaling is computed in float64, the descent in float32 on a row-major copy of the
+    transposed pixels: its two products a step read all the pixels, and half the bytes
+    without strided reads take about half the CPU time (default MNIST split, 3,500 training
+    images: 3.8-4.0 s -> 1.6-2.1 s), with the same predictions as float64 on seeds 0-2."""
+    f32 = np.float32
     xt = x_train.reshape(len(x_train), -1).astype(np.float64)
     xs = x_test.reshape(len(x_test), -1).astype(np.float64)
     mu, sd = xt.mean(axis=0), xt.std(axis=0) + 1e-3  # per-pixel scaling, training data only
-    xt, xs = (xt - mu) / sd, (xs - mu) / sd
+    xt, xs = ((xt - mu) / sd).astype(f32), ((xs - mu) / sd).astype(f32)
+    xt_t = np.ascontiguousarray(xt.T)
     n, d = xt.shape
-    onehot = np.eye(num_classes)[y_train]
-    w = np.zeros((d, num_classes))
-    b = np.zeros(num_classes)
+    onehot = np.eye(num_classes, dtype=f32)[y_train]
+    w = np.zeros((d, num_classes), dtype=f32)
+    b = np.zeros(num_classes, dtype=f32)
     vw, vb = np.zeros_like(w), np.zeros_like(b)
-    step = lr / np.sqrt(d)  # keep the step stable as the pixel count grows
+    step = f32(lr / np.sqrt(d))  # keep the step stable as the pixel count grows
+    momentum, decay, inv_n = f32(0.9), f32(l2), f32(1 / n)
     for _ in range(iterations):
         z = xt @ w + b
         z -= z.max(axis=1, keepdims=True)
         p = np.exp(z)
         p /= p.sum(axis=1, keepdims=True)
-        g = (p - onehot) / n
-        vw = 0.9 * vw + xt.T @ g + l2 * w
-        vb = 0.9 * vb + g.sum(axis=0)
+        g = (p - onehot) * inv_n
+        vw = momentum * vw + xt_t @ g + decay * w
+        vb = momentum * vb + g.sum(axis=0)
         w -= step * vw
         b -= step * vb
     return (xs @ w + b).argmax(axis=1)
