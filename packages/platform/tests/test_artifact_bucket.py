@@ -222,3 +222,32 @@ def test_the_cache_serves_the_buckets_current_version(
         bucket.fetch("e1", "models/other.json")
     with pytest.raises(ArtifactPathError):
         bucket.fetch("e1", "../e2/models/model.json")
+
+
+def test_the_cache_keeps_its_size_by_dropping_the_least_recently_used(
+    tmp_path: Path, s3_settings: dict[str, str]
+) -> None:
+    settings = Settings(data_dir=tmp_path, artifact_cache_max_mb=1, **s3_settings)  # type: ignore[arg-type]
+    bucket = ArtifactBucket.from_settings(settings)
+    assert bucket is not None and bucket.cache_max_bytes == 1024 * 1024
+    bucket.cache_max_bytes = 1000  # bytes: three 400-byte files do not fit
+    source = tmp_path / "blob"
+    for name in "abc":
+        source.write_bytes(name.encode() * 400)
+        bucket.upload("e1", f"{name}.bin", source)
+    a, b = bucket.fetch("e1", "a.bin"), bucket.fetch("e1", "b.bin")
+    long_ago = time.time() - 3600
+    os.utime(a, (long_ago, long_ago))
+    os.utime(b, (long_ago + 10, long_ago + 10))  # used after a
+    c = bucket.fetch("e1", "c.bin")  # 1,200 bytes: a, the least recently used, goes
+    assert not a.exists() and b.read_bytes() == b"b" * 400 and c.exists()
+    # a hit marks its copy as used now; copies used within the last minute are never
+    # dropped (a fetch's caller opens the file next), even over the limit
+    assert bucket.fetch("e1", "b.bin") == b and b.stat().st_mtime > long_ago + 10
+    a = bucket.fetch("e1", "a.bin")
+    assert a.read_bytes() == b"a" * 400 and b.exists() and c.exists()
+    os.utime(c, (long_ago, long_ago))
+    assert bucket.trim_cache() == 400 and not c.exists() and a.exists() and b.exists()
+    assert bucket.trim_cache() == 0  # within the limit now
+    # a dropped copy is fetched again when asked for
+    assert bucket.fetch("e1", "c.bin").read_bytes() == b"c" * 400

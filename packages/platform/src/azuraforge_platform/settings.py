@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     artifact_s3_region: str | None = Field(
         default=None, description="The bucket's region; unset: boto3's default (AWS_REGION...)."
     )
+    artifact_cache_max_mb: int = Field(
+        default=2048,
+        ge=1,
+        description="With a bucket: the most megabytes of its files (registered models fetched "
+        "for predictions) this node keeps in data_dir/artifact-cache; beyond it the least "
+        "recently used go first (never one used in the last minute).",
+    )
     data_roots: list[Path] = Field(
         default_factory=list,
         description="Folders (JSON list) whose files API clients may name in configs and "

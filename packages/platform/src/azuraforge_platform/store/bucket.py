@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -41,6 +42,7 @@ __all__ = [
 ]
 
 _CHUNK = 1024 * 1024
+_CACHE_GRACE_S = 60.0  # a copy used this recently is never trimmed: its reader may be opening it
 _DELETE_BATCH = 1000  # DeleteObjects takes at most this many keys
 
 
@@ -114,12 +116,21 @@ def _missing(error: Exception) -> bool:
 class ArtifactBucket:
     """One bucket (and key prefix) holding every experiment's artifact folder."""
 
-    def __init__(self, client: Any, bucket: str, *, prefix: str = "", cache_dir: Path) -> None:
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        *,
+        prefix: str = "",
+        cache_dir: Path,
+        cache_max_bytes: int = 2048 * 1024 * 1024,
+    ) -> None:
         self.client = client
         self.bucket = bucket
         prefix = prefix.strip("/")
         self.prefix = f"{prefix}/" if prefix else ""
         self.cache_dir = Path(cache_dir)
+        self.cache_max_bytes = cache_max_bytes
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ArtifactBucket | None:
@@ -150,6 +161,7 @@ class ArtifactBucket:
             settings.artifact_s3_bucket,
             prefix=settings.artifact_s3_prefix,
             cache_dir=settings.data_dir / "artifact-cache",
+            cache_max_bytes=settings.artifact_cache_max_mb * 1024 * 1024,
         )
 
     # -- keys -----------------------------------------------------------------------------
@@ -258,14 +270,41 @@ class ArtifactBucket:
         folder = self.cache_dir / check_experiment_id(experiment_id)
         path = folder / relative
         target = path.parent / f".v-{version}" / path.name
-        if not target.is_file():
-            self.download(experiment_id, relative, target)
-            for old in path.parent.glob(f".v-*/{glob.escape(path.name)}"):  # older versions
-                if old != target:
-                    old.unlink(missing_ok=True)
-                    with contextlib.suppress(OSError):  # it may hold another file's version
-                        old.parent.rmdir()
+        if target.is_file():
+            with contextlib.suppress(OSError):  # its last use, for `trim_cache`
+                os.utime(target)
+            return target
+        self.download(experiment_id, relative, target)
+        for old in path.parent.glob(f".v-*/{glob.escape(path.name)}"):  # older versions
+            if old != target:
+                old.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # it may hold another file's version
+                    old.parent.rmdir()
+        self.trim_cache()
         return target
+
+    def trim_cache(self) -> int:
+        """Delete the least recently used cached copies until the cache holds at most
+        `cache_max_bytes`, sparing any used in the last `_CACHE_GRACE_S` seconds (a fetch
+        returns a path its caller opens next, maybe in another process). Several processes
+        may trim at once: a copy already gone is skipped. Returns the bytes freed."""
+        copies: list[tuple[float, int, Path]] = []
+        for file in self.cache_dir.rglob("*"):
+            with contextlib.suppress(OSError):  # gone meanwhile
+                if file.is_file() and not file.name.endswith(".tmp"):  # .tmp: downloading
+                    st = file.stat()
+                    copies.append((st.st_mtime, st.st_size, file))
+        total = sum(size for _, size, _ in copies)
+        freed = 0
+        recent = time.time() - _CACHE_GRACE_S
+        for used, size, file in sorted(copies, key=lambda c: c[0]):
+            if total - freed <= self.cache_max_bytes or used > recent:
+                break
+            file.unlink(missing_ok=True)
+            freed += size
+            with contextlib.suppress(OSError):  # its version folder, when now empty
+                file.parent.rmdir()
+        return freed
 
     def drop_cache(self, experiment_id: str) -> None:
         shutil.rmtree(self.cache_dir / check_experiment_id(experiment_id), ignore_errors=True)
