@@ -92,6 +92,7 @@ def test_every_route_but_health_and_login_needs_a_credential(
     health = server.get(f"{API}/health").json()
     assert health["status"] == "ok" and health["workers"] == []
     assert health["database"]["detail"] == ""
+    assert health["storage"] == {"ok": True, "kind": "folder", "detail": ""}
 
 
 def _login(client: TestClient, username: str = "admin", password: str = ADMIN_PASSWORD):  # type: ignore[no-untyped-def]

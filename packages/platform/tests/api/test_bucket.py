@@ -154,3 +154,27 @@ def test_range_requests_are_answered_alike_from_the_bucket_and_from_local_files(
         experiment_id = _train(store, client, trainer, {"epochs": 2})
         shutil.rmtree(store.artifact_root)  # only the bucket has the files now
         _check_ranges(client, f"{API}/experiments/{experiment_id}/artifacts/report.md", bucket=True)
+
+
+def test_health_reports_the_bucket(tmp_path: Path, s3_settings: dict[str, str]) -> None:
+    """/health says whether the bucket is there: a missing one or an unreachable server
+    makes the platform "degraded" at once, not at a run's first upload."""
+    bucket = s3_settings["artifact_s3_bucket"]
+    with signed_in_client(make_settings(tmp_path / "a", **s3_settings)) as client:
+        health = client.get(f"{API}/health").json()
+        assert health["status"] == "ok"
+        assert health["storage"] == {"ok": True, "kind": "s3", "detail": f"s3://{bucket}/runs/"}
+    missing = {**s3_settings, "artifact_s3_bucket": f"{bucket}-missing"}
+    with signed_in_client(make_settings(tmp_path / "b", **missing)) as client:
+        health = client.get(f"{API}/health").json()
+        assert health["status"] == "degraded" and not health["storage"]["ok"]
+        assert f"the bucket '{bucket}-missing' does not exist" in health["storage"]["detail"]
+        client.headers.pop("Authorization", None)
+        client.cookies.clear()
+        public = client.get(f"{API}/health").json()  # anonymous: the verdict, no details
+        assert public["status"] == "degraded" and public["storage"]["detail"] == ""
+    nowhere = {**s3_settings, "artifact_s3_endpoint_url": "http://127.0.0.1:9"}  # discard port
+    with signed_in_client(make_settings(tmp_path / "c", **nowhere)) as client:
+        health = client.get(f"{API}/health").json()
+        assert health["status"] == "degraded" and not health["storage"]["ok"]
+        assert "127.0.0.1:9" in health["storage"]["detail"]

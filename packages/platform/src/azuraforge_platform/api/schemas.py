@@ -104,6 +104,10 @@ class Health(Schema):
     version: str
     database: ServiceHealth
     queue: ServiceHealth
+    storage: ServiceHealth = Field(
+        description="Where artifacts are kept: the local folder, or the S3 bucket (reachable "
+        "and existing: a missing bucket shows here, not at a run's first upload)."
+    )
     workers_alive: int = Field(description="Workers that answered or beat recently.")
     workers: list[WorkerHealth]
 

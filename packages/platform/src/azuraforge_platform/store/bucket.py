@@ -124,8 +124,10 @@ class ArtifactBucket:
         prefix: str = "",
         cache_dir: Path,
         cache_max_bytes: int = 2048 * 1024 * 1024,
+        check_client: Any = None,
     ) -> None:
         self.client = client
+        self.check_client = check_client or client
         self.bucket = bucket
         prefix = prefix.strip("/")
         self.prefix = f"{prefix}/" if prefix else ""
@@ -150,11 +152,17 @@ class ArtifactBucket:
             # S3-compatible servers (MinIO, Ceph, ...) are reached by path, AWS by host name
             s3={"addressing_style": "path" if settings.artifact_s3_endpoint_url else "auto"},
         )
-        client = boto3.session.Session().client(
-            "s3",
-            endpoint_url=settings.artifact_s3_endpoint_url,
-            region_name=settings.artifact_s3_region,
-            config=config,
+        session = boto3.session.Session()
+        where = {
+            "endpoint_url": settings.artifact_s3_endpoint_url,
+            "region_name": settings.artifact_s3_region,
+        }
+        client = session.client("s3", config=config, **where)
+        # health checks must answer fast when the server is down: one try, short timeouts
+        quick = config.merge(
+            Config(
+                retries={"mode": "standard", "max_attempts": 1}, connect_timeout=2, read_timeout=2
+            )
         )
         return cls(
             client,
@@ -162,6 +170,7 @@ class ArtifactBucket:
             prefix=settings.artifact_s3_prefix,
             cache_dir=settings.data_dir / "artifact-cache",
             cache_max_bytes=settings.artifact_cache_max_mb * 1024 * 1024,
+            check_client=session.client("s3", config=quick, **where),
         )
 
     # -- keys -----------------------------------------------------------------------------
@@ -176,6 +185,24 @@ class ArtifactBucket:
         """`s3://bucket/key`, for people (the CLI shows where the files are)."""
         key = self.key(experiment_id, relative) if relative else self.folder_key(experiment_id)
         return f"s3://{self.bucket}/{key}"
+
+    @property
+    def location(self) -> str:
+        """`s3://bucket/prefix`, for people."""
+        return f"s3://{self.bucket}/{self.prefix}"
+
+    def check(self) -> None:
+        """That the bucket exists and these credentials reach it: one HEAD request through
+        `check_client` (one try, 2 s timeouts); raises with the reason otherwise."""
+        try:
+            self.check_client.head_bucket(Bucket=self.bucket)
+        except Exception as exc:
+            code = _error_code(exc)
+            if code in ("404", "NoSuchBucket", "NotFound"):
+                raise LookupError(f"the bucket {self.bucket!r} does not exist") from None
+            if code in ("403", "AccessDenied"):
+                raise PermissionError(f"the credentials may not read {self.bucket!r}") from None
+            raise
 
     # -- writing --------------------------------------------------------------------------
     def upload(self, experiment_id: str, relative: str, path: Path) -> None:

@@ -1,4 +1,4 @@
-"""`GET /health`: the database, the queue and the workers."""
+"""`GET /health`: the database, the queue, the artifact storage and the workers."""
 
 from __future__ import annotations
 
@@ -34,8 +34,20 @@ def _database(services: Services) -> ServiceHealth:
         return ServiceHealth(ok=False, kind=store.dialect, detail=detail)
 
 
+def _storage(services: Services) -> ServiceHealth:
+    bucket = services.store.bucket
+    if bucket is None:
+        return ServiceHealth(ok=True, kind="folder", detail="local artifact folders")
+    try:
+        bucket.check()
+        return ServiceHealth(ok=True, kind="s3", detail=bucket.location)
+    except Exception as exc:  # a missing bucket, refused credentials, no route to the server
+        return ServiceHealth(ok=False, kind="s3", detail=f"{bucket.location}: {exc}")
+
+
 def _check(services: Services) -> Health:
     database = _database(services)
+    storage = _storage(services)
     settings = services.settings
     if services.mode == "distributed":
         try:
@@ -83,11 +95,12 @@ def _check(services: Services) -> Health:
             )
     items = sorted(workers.values(), key=lambda w: w.name)
     return Health(
-        status="ok" if database.ok and queue.ok else "degraded",
+        status="ok" if database.ok and queue.ok and storage.ok else "degraded",
         mode="embedded" if services.mode == "embedded" else "distributed",
         version=__version__,
         database=database,
         queue=queue,
+        storage=storage,
         workers_alive=sum(w.alive for w in items),
         workers=items,
     )
@@ -108,6 +121,7 @@ async def health(services: ServicesDep, request: Request) -> Health:
             update={
                 "database": report.database.model_copy(update={"detail": ""}),
                 "queue": report.queue.model_copy(update={"detail": ""}),
+                "storage": report.storage.model_copy(update={"detail": ""}),
                 "workers": [],
             }
         )
