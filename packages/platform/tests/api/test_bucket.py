@@ -124,6 +124,11 @@ def _check_ranges(client, url: str, *, bucket: bool) -> None:
     for header in ("items=0-4", "bytes=5-2", "bytes=abc", "bytes="):
         got = client.get(url, headers={"Range": header})
         assert got.status_code == 400, (header, got.status_code)
+    # the path is checked before any range: outside the folder 400, no such file 404
+    folder = url.rsplit("/", 1)[0]
+    ranged = {"Range": "bytes=0-4"}
+    assert _error(client.get(f"{folder}/..%2Fx", headers=ranged), 400)["code"] == "bad_path"
+    _error(client.get(f"{folder}/nope.bin", headers=ranged), 404)
     # If-Range that does not match: the whole file, which is always a correct answer
     got = client.get(url, headers={"Range": "bytes=0-4", "If-Range": '"stale"'})
     assert got.status_code == 200 and got.content == body
