@@ -85,8 +85,8 @@ def _fmt_load(v: tuple[float, ...]) -> str:
 def _cpu_ticks(stat: Path = Path("/proc/stat")) -> tuple[int, int] | None:
     """(steal, total) clock ticks of all CPUs since boot, from Linux's /proc/stat; None
     elsewhere. Steal is the time the hypervisor ran something else while one of this VM's
-    vCPUs wanted to run: load that the load average never shows, and the usual reason a
-    2-thread run on a small VM is slow (a threaded product waits for the stolen thread)."""
+    vCPUs wanted to run: load that the load average never shows, and one reason a 2-thread
+    run on a small VM can be slow (a threaded product waits for the stolen thread)."""
     try:
         first = stat.read_text().splitlines()[0].split()
     except (OSError, IndexError):

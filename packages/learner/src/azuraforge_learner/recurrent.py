@@ -285,7 +285,7 @@ def _default_split() -> str:
 
 
 _FACTORS_IN_FORWARD = True  # the LSTM's CPU forward (see there); a test runs the other way too
-# the LSTM's gate activations through exp (see there): None means on the CPU; a test sets it
+# the LSTM's and GRU's sigmoid gates through exp (see the LSTM): None means on the CPU; tests set it
 _GATES_BY_EXP: bool | None = None
 # the LSTM's CPU backward (see there): None decides by the BLAS thread count; a test sets it
 _GRADS_IN_LOOP: bool | None = None
@@ -474,8 +474,8 @@ class LSTMCellSequence(_PooledFunction):
         # tanh(v) = 2 sigmoid(2v) - 1, so the rows are pre-scaled by -1 (i, f, o) and -2 (g).
         # numpy's AVX2 float32 tanh gathers from tables and costs 2-3x its exp on AMD EPYC
         # (Zen 3: 44 us against 21 us per 256x64 block); the two extra cheap passes cost
-        # ~1 us each (Zen 3, alternated 10-step chunks: 6.16 -> 5.53 ms a training step at 1
-        # thread, 5.47 -> 4.83 ms at 2). Elsewhere it is tanh: sigmoid(v) = 0.5 tanh(0.5 v)
+        # ~1 us each (Zen 3, alternated 10-step chunks, fastest: 6.16 -> 5.69 ms a training
+        # step at 1 thread, 5.55 -> 4.71 ms at 2; bench/README). Elsewhere it is tanh: sigmoid(v) = 0.5 tanh(0.5 v)
         # + 0.5, pre-scaled by 0.5 (i, f, o) and 1 (g), fewer kernel launches on a GPU.
         by_exp = xp is np if _GATES_BY_EXP is None else _GATES_BY_EXP
         scale = xp.full((4 * hid, 1), -1.0 if by_exp else 0.5, dtype=dt)

@@ -297,10 +297,11 @@ class ArtifactBucket:
         folder = self.cache_dir / check_experiment_id(experiment_id)
         path = folder / relative
         target = path.parent / f".v-{version}" / path.name
-        if target.is_file():
-            with contextlib.suppress(OSError):  # its last use, for `trim_cache`
-                os.utime(target)
+        try:  # marks its last use first, so a trim running meanwhile spares it
+            os.utime(target)
             return target
+        except FileNotFoundError:
+            pass
         self.download(experiment_id, relative, target)
         for old in path.parent.glob(f".v-*/{glob.escape(path.name)}"):  # older versions
             if old != target:
@@ -327,6 +328,11 @@ class ArtifactBucket:
         for used, size, file in sorted(copies, key=lambda c: c[0]):
             if total - freed <= self.cache_max_bytes or used > recent:
                 break
+            try:  # used since it was listed (a fetch in another process): keep it
+                if file.stat().st_mtime > recent:
+                    continue
+            except FileNotFoundError:
+                continue
             file.unlink(missing_ok=True)
             freed += size
             with contextlib.suppress(OSError):  # its version folder, when now empty
