@@ -211,6 +211,26 @@ def test_float32_gates_saturate_without_overflow(monkeypatch, cls) -> None:
     np.testing.assert_array_equal(outs[0], outs[1])
 
 
+def test_gates_pass_is_chosen_by_numpys_tanh(monkeypatch) -> None:
+    """On numpy the gates go through exp unless numpy has its AVX-512 tanh; never on
+    another array module; an explicit setting wins either way."""
+    from azuraforge_learner import recurrent
+
+    monkeypatch.setattr(recurrent, "_GATES_BY_EXP", None)
+    for avx512, expected in ((True, False), (False, True)):
+        monkeypatch.setattr(recurrent, "_numpy_has_avx512_tanh", lambda a=avx512: a)
+        assert recurrent._gates_by_exp(np) is expected
+        assert recurrent._gates_by_exp(object()) is False  # CuPy: tanh, fewer launches
+    from numpy._core._multiarray_umath import __cpu_features__
+
+    monkeypatch.undo()
+    recurrent._numpy_has_avx512_tanh.cache_clear()
+    assert recurrent._numpy_has_avx512_tanh() is bool(__cpu_features__["AVX512_SKX"])
+    for forced in (True, False):
+        monkeypatch.setattr(recurrent, "_GATES_BY_EXP", forced)
+        assert recurrent._gates_by_exp(np) is forced
+
+
 def test_lstm_initial_state_gradients_and_final_state() -> None:
     af.manual_seed(2)
     model = LSTM(2, 3, num_layers=2, return_sequences=True)

@@ -285,8 +285,29 @@ def _default_split() -> str:
 
 
 _FACTORS_IN_FORWARD = True  # the LSTM's CPU forward (see there); a test runs the other way too
-# the LSTM's and GRU's sigmoid gates through exp (see the LSTM): None means on the CPU; tests set it
+# the LSTM's and GRU's sigmoid gates through exp (see the LSTM): None decides by the CPU
+# (`_gates_by_exp`); tests set it
 _GATES_BY_EXP: bool | None = None
+
+
+@functools.cache
+def _numpy_has_avx512_tanh() -> bool:
+    """Whether numpy runs its AVX-512 float32 tanh on this CPU (its AVX512_SKX loops: the
+    coefficient tables held in registers). numpy's own runtime CPU dispatch table, as
+    `np.show_runtime()` reads it; False where it cannot be read."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:
+        return False
+    return bool(__cpu_features__.get("AVX512_SKX"))
+
+
+def _gates_by_exp(xp: Any) -> bool:
+    """The gates' one transcendental pass: exp or tanh (see the LSTM's forward). Decided
+    by the CPU, never by timing (the two round differently)."""
+    if _GATES_BY_EXP is not None:
+        return _GATES_BY_EXP
+    return xp is np and not _numpy_has_avx512_tanh()
 # the LSTM's CPU backward (see there): None decides by the BLAS thread count; a test sets it
 _GRADS_IN_LOOP: bool | None = None
 
@@ -470,14 +491,16 @@ class LSTMCellSequence(_PooledFunction):
         _to_internal_gates(w_ih, w_all[hid:-1])
         _to_internal_gates(b, w_all[-1])
         # ONE transcendental pass per step serves all four gates, its scale folded into the
-        # weights. On the CPU that pass is exp: sigmoid(v) = 1 / (1 + exp(-v)) and g =
-        # tanh(v) = 2 sigmoid(2v) - 1, so the rows are pre-scaled by -1 (i, f, o) and -2 (g).
-        # numpy's AVX2 float32 tanh gathers from tables and costs 2-3x its exp on AMD EPYC
-        # (Zen 3: 44 us against 21 us per 256x64 block); the two extra cheap passes cost
-        # ~1 us each (Zen 3, alternated 10-step chunks, fastest: 6.16 -> 5.69 ms a training
-        # step at 1 thread, 5.55 -> 4.71 ms at 2; bench/README). Elsewhere it is tanh: sigmoid(v) = 0.5 tanh(0.5 v)
-        # + 0.5, pre-scaled by 0.5 (i, f, o) and 1 (g), fewer kernel launches on a GPU.
-        by_exp = xp is np if _GATES_BY_EXP is None else _GATES_BY_EXP
+        # weights. Either tanh: sigmoid(v) = 0.5 tanh(0.5 v) + 0.5, rows pre-scaled by 0.5
+        # (i, f, o) and 1 (g); or exp: sigmoid(v) = 1 / (1 + exp(-v)) and g = tanh(v) =
+        # 2 sigmoid(2v) - 1, pre-scaled by -1 (i, f, o) and -2 (g), two more cheap passes.
+        # exp where numpy has no AVX-512 tanh: its AVX2 float32 tanh gathers from tables,
+        # 2-3x its exp on AMD EPYC (Zen 3: 44 us against 21 us per 256x64 block; training
+        # step 5.95 against 6.60 ms, median of alternated 10-step chunks, 1 thread). With
+        # AVX-512 its tanh is the cheaper pass (Xeon: 5.3 us against exp's 7.4 us + 6.3 us
+        # of extra passes; step 3.74 against 4.08 ms, the same way). tanh on a GPU (fewer
+        # kernel launches). bench/README has the runs.
+        by_exp = _gates_by_exp(xp)
         scale = xp.full((4 * hid, 1), -1.0 if by_exp else 0.5, dtype=dt)
         scale[:hid] = -2.0 if by_exp else 1.0
         w_t = scratch((4 * hid, rows), dt)
@@ -745,7 +768,7 @@ class GRUCellSequence(_PooledFunction):
             )
         # r and z rows pre-scaled for their sigmoid, as in the LSTM: by -1 for
         # 1 / (1 + exp(-v)) on the CPU, by 0.5 for 0.5 tanh(0.5 v) + 0.5 elsewhere.
-        by_exp = xp is np if _GATES_BY_EXP is None else _GATES_BY_EXP
+        by_exp = _gates_by_exp(xp)
         scale = xp.ones((3 * hid, 1), dtype=dt)
         scale[: 2 * hid] = -1.0 if by_exp else 0.5
         scratch = _Scratch(xp)
