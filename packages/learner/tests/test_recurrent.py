@@ -289,7 +289,7 @@ def test_lstm_initialisation() -> None:
 # ------------------------------------------------------------------------- GRU
 @pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("return_sequences", [False, True])
-@pytest.mark.parametrize("by_exp", [True, False])  # gates through exp (CPU) or tanh (GPU)
+@pytest.mark.parametrize("by_exp", [True, False])  # gates through exp or tanh (`_gates_by_exp`)
 def test_gru_matches_unfused_reference(
     monkeypatch, num_layers: int, return_sequences: bool, by_exp: bool
 ) -> None:
@@ -309,7 +309,7 @@ def test_gru_matches_unfused_reference(
 
 @pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("return_sequences", [False, True])
-@pytest.mark.parametrize("by_exp", [True, False])  # gates through exp (CPU) or tanh (GPU)
+@pytest.mark.parametrize("by_exp", [True, False])  # gates through exp or tanh (`_gates_by_exp`)
 def test_gru_gradients_match_finite_differences(
     monkeypatch, num_layers: int, return_sequences: bool, by_exp: bool
 ) -> None:

@@ -285,8 +285,8 @@ def _default_split() -> str:
 
 
 _FACTORS_IN_FORWARD = True  # the LSTM's CPU forward (see there); a test runs the other way too
-# the LSTM's and GRU's sigmoid gates through exp (see the LSTM): None decides by the CPU
-# (`_gates_by_exp`); tests set it
+# the LSTM's and GRU's gates through exp (True) or tanh (False), see the LSTM's forward:
+# None decides by the CPU (`_gates_by_exp`); tests set it
 _GATES_BY_EXP: bool | None = None
 
 
@@ -308,6 +308,8 @@ def _gates_by_exp(xp: Any) -> bool:
     if _GATES_BY_EXP is not None:
         return _GATES_BY_EXP
     return xp is np and not _numpy_has_avx512_tanh()
+
+
 # the LSTM's CPU backward (see there): None decides by the BLAS thread count; a test sets it
 _GRADS_IN_LOOP: bool | None = None
 
@@ -767,7 +769,8 @@ class GRUCellSequence(_PooledFunction):
                 f"GRU: the sequence must have at least one step, got shape {tuple(x.shape)}"
             )
         # r and z rows pre-scaled for their sigmoid, as in the LSTM: by -1 for
-        # 1 / (1 + exp(-v)) on the CPU, by 0.5 for 0.5 tanh(0.5 v) + 0.5 elsewhere.
+        # 1 / (1 + exp(-v)) where `_gates_by_exp`, by 0.5 for 0.5 tanh(0.5 v) + 0.5 elsewhere
+        # (GRU(1 -> 64) on an AVX-512 Xeon, 1 thread: 4.43 ms a step with tanh, 4.56 with exp).
         by_exp = _gates_by_exp(xp)
         scale = xp.ones((3 * hid, 1), dtype=dt)
         scale[: 2 * hid] = -1.0 if by_exp else 0.5
