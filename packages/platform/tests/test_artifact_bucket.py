@@ -251,3 +251,55 @@ def test_the_cache_keeps_its_size_by_dropping_the_least_recently_used(
     assert bucket.trim_cache() == 0  # within the limit now
     # a dropped copy is fetched again when asked for
     assert bucket.fetch("e1", "c.bin").read_bytes() == b"c" * 400
+
+
+class _CountingHeads:
+    """The real client, counting its HEAD-bucket requests (each sleeps 0.2 s first, so
+    that concurrent checks overlap)."""
+
+    def __init__(self, client: object) -> None:
+        self.client = client
+        self.heads = 0
+
+    def head_bucket(self, **kwargs: object) -> object:
+        self.heads += 1
+        time.sleep(0.2)
+        return self.client.head_bucket(**kwargs)  # type: ignore[attr-defined]
+
+
+def test_the_bucket_check_is_shared_and_kept_for_a_while(
+    tmp_path: Path, s3_settings: dict[str, str]
+) -> None:
+    """/health is public: however often and however many at once it is asked, the bucket's
+    server gets one HEAD request per `check_max_age`, and a missing bucket keeps failing
+    with its reason (never a cached success, never a lost reason)."""
+    import concurrent.futures
+
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=s3_settings["artifact_s3_endpoint_url"])
+    name = s3_settings["artifact_s3_bucket"]
+    for bucket_name, error in ((name, None), (f"{name}-missing", LookupError)):
+        counting = _CountingHeads(client)
+        bucket = ArtifactBucket(
+            client, bucket_name, cache_dir=tmp_path / bucket_name, check_client=counting
+        )
+        bucket.check_max_age = 1.0
+
+        def check(bucket: ArtifactBucket = bucket) -> str:
+            try:
+                bucket.check()
+                return "ok"
+            except Exception as exc:
+                return f"{type(exc).__name__}: {exc}"
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: check(), range(16)))
+        expected = (
+            "ok" if error is None else f"LookupError: the bucket {bucket_name!r} does not exist"
+        )
+        assert answers == [expected] * 16
+        assert counting.heads == 1
+        assert [check() for _ in range(5)] == [expected] * 5 and counting.heads == 1
+        time.sleep(1.05)  # the answer is too old now: asked again
+        assert check() == expected and counting.heads == 2

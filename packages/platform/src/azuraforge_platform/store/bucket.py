@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -133,6 +134,8 @@ class ArtifactBucket:
         self.prefix = f"{prefix}/" if prefix else ""
         self.cache_dir = Path(cache_dir)
         self.cache_max_bytes = cache_max_bytes
+        self._check_lock = threading.Lock()
+        self._checked: tuple[float, Exception | None] | None = None  # (when, outcome)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ArtifactBucket | None:
@@ -191,9 +194,29 @@ class ArtifactBucket:
         """`s3://bucket/prefix`, for people."""
         return f"s3://{self.bucket}/{self.prefix}"
 
+    # How long one answer of `check` stands. /health is public and the dashboard asks it
+    # every 10 s per open tab: without this each call was a request to the bucket's server
+    # (billed per request on AWS), and each call to an unreachable one waited its timeouts.
+    check_max_age = 10.0
+
     def check(self) -> None:
-        """That the bucket exists and these credentials reach it: one HEAD request through
-        `check_client` (one try, 2 s timeouts); raises with the reason otherwise."""
+        """That the bucket exists and these credentials reach it, or an exception with the
+        reason: one HEAD request through `check_client` (one try, 2 s timeouts), its answer
+        kept for `check_max_age` seconds. Concurrent callers wait for the request under way
+        instead of sending their own."""
+        with self._check_lock:
+            checked = self._checked
+            if checked is None or time.monotonic() - checked[0] >= self.check_max_age:
+                try:
+                    self._head_bucket()
+                    outcome = None
+                except Exception as exc:
+                    outcome = exc
+                checked = self._checked = (time.monotonic(), outcome)
+        if checked[1] is not None:
+            raise checked[1].with_traceback(None)  # shared: no traceback grows on it
+
+    def _head_bucket(self) -> None:
         try:
             self.check_client.head_bucket(Bucket=self.bucket)
         except Exception as exc:
